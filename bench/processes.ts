@@ -1,0 +1,140 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, constants } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+
+const READY_TIMEOUT_MS = 15_000;
+const STOP_GRACE_MS = 5_000;
+const OUTPUT_TAIL_CHARS = 4_000;
+
+export interface ServerSpec {
+  name: string;
+  /** Full argv, executable first. */
+  argv: string[];
+  port: number;
+  env?: NodeJS.ProcessEnv;
+  /** Text the server prints once it accepts connections; without it the port is polled. */
+  readyText?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Signals the child's whole process group, so helpers it forked (nginx workers) go too. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Synchronous, so it also works from an 'exit' handler. */
+export function killAllServers(): void {
+  for (const child of running) signalGroup(child, 'SIGKILL');
+  running.clear();
+}
+
+export function findExecutable(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === 'string') throw new Error('could not reserve a port');
+  return address.port;
+}
+
+function portAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export async function startServer(spec: ServerSpec): Promise<RunningServer> {
+  const [command, ...args] = spec.argv;
+  if (command === undefined) throw new Error(`${spec.name}: empty command`);
+  // detached: the child leads its own process group, which stop() signals as a whole.
+  const child = spawn(command, args, {
+    env: { ...process.env, ...spec.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  running.add(child);
+
+  // The output must be drained anyway, or a chatty child blocks on a full pipe; its tail explains failures.
+  let output = '';
+  let ready = false;
+  const onOutput = (chunk: Buffer): void => {
+    output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
+    if (spec.readyText !== undefined && output.includes(spec.readyText)) ready = true;
+  };
+  child.stdout?.on('data', onOutput);
+  child.stderr?.on('data', onOutput);
+  let spawnError: Error | undefined;
+  child.once('error', (error) => (spawnError = error));
+
+  const describe = (problem: string): Error =>
+    new Error(`${spec.name} ${problem}${output.trim() === '' ? '' : `; its output:\n${output.trim()}`}`);
+  const stop = async (): Promise<void> => {
+    if (!hasExited(child) && spawnError === undefined) {
+      const exited = once(child, 'exit');
+      signalGroup(child, 'SIGTERM');
+      const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), STOP_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    running.delete(child);
+  };
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!ready) {
+    if (spawnError !== undefined) {
+      running.delete(child);
+      throw describe(`could not start: ${spawnError.message}`);
+    }
+    if (hasExited(child)) {
+      running.delete(child);
+      throw describe(`exited (${child.exitCode ?? child.signalCode}) before it was ready`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw describe(`was not ready after ${READY_TIMEOUT_MS / 1000} s`);
+    }
+    if (spec.readyText === undefined) ready = await portAccepts(spec.port);
+    if (!ready) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+
+  return { url: `http://127.0.0.1:${spec.port}`, alive: () => !hasExited(child), stop };
+}

@@ -1,0 +1,116 @@
+import { accessSync, constants } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, TRAFFIC_LOG_OUTPUTS, type Config, type TrafficLogOutput } from './schema.js';
+
+/** Thrown for any problem with the configuration; `problems` holds one line per problem. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let current = input;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function formatIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
+  const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${issue.path.length > 0 ? `${where}.` : ''}${key}: unknown key`);
+  }
+  const found = describeValue(valueAt(input, issue.path));
+  const expected = issue.message.replace(/^Invalid input: /, '').replace(/, received \w+$/, '');
+  return [`${where}: ${expected}, found ${found}`];
+}
+
+/** Validates an already parsed document; every problem is reported, not just the first. */
+export function parseConfig(input: unknown, source = 'config'): Config {
+  const result = configSchema.safeParse(input ?? {});
+  if (!result.success) {
+    throw new ConfigError(source, result.error.issues.flatMap((issue) => formatIssue(issue, input)));
+  }
+  return result.data;
+}
+
+export async function readConfigFile(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [`cannot read the file: ${(error as Error).message}`]);
+  }
+  let document: unknown;
+  try {
+    document = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(file, [`not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`]);
+  }
+  const config = parseConfig(document, file);
+  const unreadable = unreadableFiles(config);
+  if (unreadable.length > 0) throw new ConfigError(file, unreadable);
+  return config;
+}
+
+function unreadableFiles(config: Config): string[] {
+  const files: [string, string | undefined][] = [
+    ['gateway.tls.cert', config.gateway.tls?.cert],
+    ['gateway.tls.key', config.gateway.tls?.key],
+  ];
+  const problems: string[] = [];
+  for (const [key, path] of files) {
+    if (path === undefined) continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      problems.push(`${key}: a readable file, found ${describeValue(path)} (no such file or not readable)`);
+    }
+  }
+  return problems;
+}
+
+function envChoice<T extends string>(env: NodeJS.ProcessEnv, variable: string, allowed: readonly T[]): T | undefined {
+  const value = env[variable];
+  if (value === undefined || value === '') return undefined;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new ConfigError('environment', [`${variable}: expected one of ${allowed.join(', ')}, found ${describeValue(value)}`]);
+}
+
+/** Start-up overrides from the environment win over the file. */
+export function applyEnvironment(config: Config, env: NodeJS.ProcessEnv = process.env): Config {
+  const output = envChoice<TrafficLogOutput>(env, 'TOLLGATE_TRAFFIC_LOG_OUTPUT', TRAFFIC_LOG_OUTPUTS);
+  const payloads = envChoice(env, 'TOLLGATE_TRAFFIC_LOG_PAYLOAD', ['true', 'false'] as const);
+  if (output === undefined && payloads === undefined) return config;
+  return {
+    ...config,
+    trafficLog: {
+      ...config.trafficLog,
+      output: output ?? config.trafficLog.output,
+      payloads: {
+        ...config.trafficLog.payloads,
+        enabled: payloads === undefined ? config.trafficLog.payloads.enabled : payloads === 'true',
+      },
+    },
+  };
+}
+
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  return applyEnvironment(await readConfigFile(file), env);
+}

@@ -1,0 +1,157 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+export const DETAILED_RECORDING_LEVELS = ['off', 'headers', 'full', 'errors'] as const;
+export type DetailedRecording = (typeof DETAILED_RECORDING_LEVELS)[number];
+export const TRAFFIC_LOG_OUTPUTS = ['none', 'file', 'stdout'] as const;
+export type TrafficLogOutput = (typeof TRAFFIC_LOG_OUTPUTS)[number];
+
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', '*'] as const;
+
+const detailedRecording = z.enum(DETAILED_RECORDING_LEVELS);
+const positiveInt = z.number().int().positive();
+const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-" only');
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
+
+/** A single address or a CIDR block, IPv4 or IPv6. */
+const ipOrCidr = z.string().refine(
+  (value) => {
+    const [address, bits, extra] = value.split('/');
+    if (extra !== undefined || address === undefined) return false;
+    const family = isIP(address);
+    if (family === 0) return false;
+    if (bits === undefined) return true;
+    const prefix = Number(bits);
+    return /^\d+$/.test(bits) && prefix <= (family === 4 ? 32 : 128);
+  },
+  { error: 'an IP address or CIDR block such as 10.0.0.0/8' },
+);
+
+const endpointSchema = z.strictObject({
+  method: z.enum(HTTP_METHODS).default('*'),
+  path: z.string().startsWith('/'),
+  doNotTrack: z.boolean().optional(),
+  detailedRecording: detailedRecording.optional(),
+});
+
+const timeoutsSchema = z.strictObject({
+  connectMs: positiveInt.default(5_000),
+  responseHeadersMs: positiveInt.default(30_000),
+  idleMs: positiveInt.default(60_000),
+});
+
+const apiSchema = z.strictObject({
+  id: name,
+  name: z.string().min(1),
+  version: z.string().min(1).default('Non Versioned'),
+  orgId: z.string().default('default'),
+  listenPath: z.string().startsWith('/'),
+  target: z.union([httpUrl, z.array(httpUrl).min(1)]),
+  stripListenPath: z.boolean().default(true),
+  retries: z.number().int().min(0).max(10).default(0),
+  doNotTrack: z.boolean().default(false),
+  detailedRecording: detailedRecording.optional(),
+  tagHeaders: z.array(z.string().min(1)).default([]),
+  tags: z.array(z.string().min(1)).default([]),
+  endpoints: z.array(endpointSchema).default([]),
+  timeouts: timeoutsSchema.partial().optional(),
+});
+
+const gatewaySchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65_535).default(8080),
+  group: name.default('group-1'),
+  instance: name.default('instance-1'),
+  domain: z.string().min(1).default('tollgate'),
+  workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  timeouts: timeoutsSchema.prefault({}),
+  maxConnectionsPerTarget: positiveInt.default(256),
+  targetCooldownMs: positiveInt.default(10_000),
+  shutdownTimeoutMs: positiveInt.default(30_000),
+  maxRequestHeaderBytes: positiveInt.default(16_384),
+});
+
+const analyticsSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  detailedRecording: detailedRecording.optional(),
+  ignoredIps: z.array(ipOrCidr).default([]),
+  redact: z
+    .strictObject({
+      headers: z.array(z.string().min(1)).default([]),
+      queryParams: z.array(z.string().min(1)).default([]),
+      jsonFields: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
+  maxPayloadBytes: z.number().int().min(0).default(1_048_576),
+  normaliseUrls: z
+    .strictObject({
+      uuids: z.boolean().default(true),
+      ulids: z.boolean().default(true),
+      numbers: z.boolean().default(true),
+      patterns: z
+        .array(
+          z.string().refine(
+            (pattern) => {
+              try {
+                new RegExp(pattern);
+                return true;
+              } catch {
+                return false;
+              }
+            },
+            { error: 'a valid regular expression' },
+          ),
+        )
+        .default([]),
+    })
+    .prefault({}),
+});
+
+const trafficLogSchema = z.strictObject({
+  output: z.enum(TRAFFIC_LOG_OUTPUTS).default('file'),
+  directory: z.string().min(1).default('logs'),
+  maxFileSizeMb: z.number().positive().default(20),
+  maxDiskSpaceMb: z.number().positive().default(1024),
+  diskCheckIntervalSec: z.number().positive().default(600),
+  payloads: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      directory: z.string().min(1).default('logs/payloads'),
+    })
+    .prefault({}),
+});
+
+export const configSchema = z
+  .strictObject({
+    gateway: gatewaySchema.prefault({}),
+    apis: z.array(apiSchema).default([]),
+    analytics: analyticsSchema.prefault({}),
+    trafficLog: trafficLogSchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const seenIds = new Map<string, number>();
+    const seenPaths = new Map<string, number>();
+    config.apis.forEach((api, index) => {
+      const sameId = seenIds.get(api.id);
+      if (sameId !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['apis', index, 'id'], message: `duplicate API id "${api.id}" (also apis.${sameId}.id)` });
+      }
+      seenIds.set(api.id, index);
+      const samePath = seenPaths.get(api.listenPath);
+      if (samePath !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apis', index, 'listenPath'],
+          message: `duplicate listenPath "${api.listenPath}" (also apis.${samePath}.listenPath)`,
+        });
+      }
+      seenPaths.set(api.listenPath, index);
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ApiConfig = Config['apis'][number];
+export type EndpointConfig = ApiConfig['endpoints'][number];
+export type TimeoutsConfig = z.infer<typeof timeoutsSchema>;

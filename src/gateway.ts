@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { Config } from './config/schema.js';
+import { createRequestHandler } from './proxy/handler.js';
+import { createRoute, createRouter } from './proxy/router.js';
+import { PoolRegistry, TargetSet } from './proxy/targets.js';
+import { createUpgradeHandler } from './proxy/websocket.js';
+import { PayloadStore } from './recording/payload-store.js';
+import { Recorder } from './recording/recorder.js';
+import { Redactor } from './recording/redactor.js';
+import { EventFormatter } from './traffic-log/event-formatter.js';
+import { openTrafficLog } from './traffic-log/traffic-log.js';
+import { VERSION } from './version.js';
+
+export interface GatewayOptions {
+  /** Overrides `gateway.instance` (workers are `<instance>-<n>`). */
+  instance?: string;
+  /** Operational messages (never traffic): start-up, write failures, shutdown. */
+  notify: (message: string) => void;
+}
+
+export interface RunningGateway {
+  server: Server;
+  url: string;
+  instance: string;
+  /** Stops accepting, lets requests in flight finish (up to the shutdown timeout), flushes every log. */
+  close(): Promise<void>;
+}
+
+class InFlight {
+  count = 0;
+  #idle: (() => void) | null = null;
+
+  enter(): void {
+    this.count++;
+  }
+
+  leave(): void {
+    if (--this.count === 0 && this.#idle !== null) this.#idle();
+  }
+
+  idle(timeoutMs: number): Promise<boolean> {
+    if (this.count === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#idle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+}
+
+export async function startGateway(config: Config, options: GatewayOptions): Promise<RunningGateway> {
+  const { gateway, trafficLog: logConfig } = config;
+  const instance = options.instance ?? gateway.instance;
+  const redactor = new Redactor(config.analytics.redact);
+  const reportError = (what: string) => (error: Error) => options.notify(`${what}: ${error.message}`);
+
+  const formatter = new EventFormatter(
+    {
+      hostname: hostname(),
+      domainId: gateway.domain,
+      groupId: gateway.group,
+      groupName: gateway.group,
+      serviceId: instance,
+      serviceName: instance,
+      version: VERSION,
+    },
+    redactor,
+  );
+  const trafficLog = openTrafficLog({ config: logConfig, group: gateway.group, instance, formatter, onError: reportError('traffic log') });
+  const payloadStore =
+    trafficLog !== null && logConfig.payloads.enabled
+      ? new PayloadStore(logConfig.payloads.directory, redactor, reportError('payload store'))
+      : null;
+  const recorder = new Recorder({
+    analytics: config.analytics,
+    payloadsEnabled: payloadStore !== null,
+    redactor,
+    payloadStore,
+    consumers: trafficLog === null ? [] : [trafficLog],
+  });
+
+  const pools = new PoolRegistry(gateway.maxConnectionsPerTarget);
+  const routes = config.apis.map((api) => {
+    const timeouts = { ...gateway.timeouts, ...api.timeouts };
+    const targets = new TargetSet(typeof api.target === 'string' ? [api.target] : api.target, pools, timeouts.connectMs, gateway.targetCooldownMs);
+    return createRoute(api, targets, timeouts);
+  });
+  const inFlight = new InFlight();
+  const protocol = gateway.tls === undefined ? 'http' : 'https';
+  const context = { route: createRouter(routes), recorder, protocol, inFlight } as const;
+
+  const serverOptions = { maxHeaderSize: gateway.maxRequestHeaderBytes, keepAliveTimeout: 65_000, requestTimeout: 0 };
+  const server =
+    gateway.tls === undefined
+      ? createHttpServer(serverOptions)
+      : createHttpsServer({ ...serverOptions, cert: readFileSync(gateway.tls.cert), key: readFileSync(gateway.tls.key) });
+  server.on('request', createRequestHandler(context));
+  server.on('upgrade', createUpgradeHandler(context));
+  server.timeout = gateway.timeouts.idleMs;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(gateway.port, gateway.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+
+  let closing: Promise<void> | null = null;
+  return {
+    server,
+    instance,
+    url: `${protocol}://${host}:${port}`,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const drained = await inFlight.idle(gateway.shutdownTimeoutMs);
+        if (!drained) options.notify(`shutdown: ${inFlight.count} request(s) still in flight after ${gateway.shutdownTimeoutMs} ms, closing them`);
+        server.closeAllConnections();
+        await closed;
+        await recorder.close();
+        await pools.close();
+      })();
+      return closing;
+    },
+  };
+}

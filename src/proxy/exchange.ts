@@ -1,0 +1,269 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import type { PayloadCapture } from '../recording/payload-capture.js';
+import type { Recorder } from '../recording/recorder.js';
+import type { Leg, Transaction } from '../recording/transaction.js';
+import { clientResponseHeaders } from './headers.js';
+import type { Route } from './router.js';
+import type { Target } from './targets.js';
+import { classifyUpstreamError } from './upstream-errors.js';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/**
+ * undici's raw dispatch handler: raw header buffers, per-chunk flow control and a callback for
+ * every request body chunk sent, so the proxy observes both streams without re-piping them.
+ */
+interface RawDispatchHandler {
+  onConnect(abort: (error?: Error) => void): void;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: Buffer[] | null): void;
+  onError(error: Error): void;
+  onBodySent(chunk: Buffer): void;
+}
+
+export interface ExchangeOptions {
+  recorder: Recorder;
+  route: Route;
+  /** Path and query to request, below the target URL's own path. */
+  forwardPath: string;
+  upstreamHeaders: string[];
+  /** The request body, or null when the request has none. */
+  body: IncomingMessage | null;
+  tracked: boolean;
+  onDone: (transaction: Transaction) => void;
+}
+
+/**
+ * One proxied request: it forwards the client's request to a back end (one leg per attempt),
+ * streams the response back, records both sides as they pass, and answers 502/504 itself when
+ * the back end fails before responding.
+ */
+export class ProxyExchange implements RawDispatchHandler {
+  #leg: Leg;
+  #target: Target;
+  #attemptsLeft: number;
+  #abortUpstream: ((error?: Error) => void) | null = null;
+  #resumeUpstream: (() => void) | null = null;
+  #waitingForDrain = false;
+  #requestBytesSent = 0;
+  #responseCapture: PayloadCapture | null = null;
+  #requestCapture: PayloadCapture | null;
+  #clientGone = false;
+  #finished = false;
+
+  constructor(
+    readonly request: IncomingMessage,
+    readonly response: ServerResponse,
+    readonly transaction: Transaction,
+    readonly options: ExchangeOptions,
+  ) {
+    const { route } = options;
+    this.#attemptsLeft = IDEMPOTENT.has(transaction.method) ? route.api.retries + 1 : 1;
+    this.#requestCapture = transaction.clientLeg.recvCapture;
+    this.#target = route.targets.pick(Date.now());
+    this.#leg = this.#newLeg();
+    response.on('close', this.#onClientClose);
+    response.on('drain', this.#onClientDrain);
+  }
+
+  start(): void {
+    const { route, upstreamHeaders, body } = this.options;
+    const { timeouts } = route;
+    this.#target.pool.dispatch(
+      {
+        path: this.#leg.uri,
+        method: this.transaction.method as Dispatcher.HttpMethod,
+        headers: upstreamHeaders,
+        body,
+        headersTimeout: timeouts.responseHeadersMs,
+        bodyTimeout: timeouts.idleMs,
+      },
+      this as unknown as Dispatcher.DispatchHandler,
+    );
+  }
+
+  #newLeg(): Leg {
+    const leg = this.transaction.addUpstreamLeg();
+    const target = this.#target;
+    const { forwardPath, upstreamHeaders } = this.options;
+    leg.method = this.transaction.method;
+    leg.uri = target.basePath + forwardPath;
+    leg.vhost = target.hostname;
+    leg.remoteName = target.hostname;
+    leg.remoteAddr = target.hostname;
+    leg.remotePort = target.port;
+    leg.sentHeader = { startLine: `${leg.method} ${leg.uri} HTTP/1.1`, fields: ['Host', hostHeader(target), ...upstreamHeaders] };
+    leg.sentCapture = this.#requestCapture;
+    return leg;
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    this.#abortUpstream = abort;
+    if (this.#clientGone) abort(new Error('client went away'));
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#requestBytesSent += chunk.length;
+    this.#leg.bytesSent += chunk.length;
+    this.transaction.clientLeg.bytesReceived += chunk.length;
+    this.#requestCapture?.push(chunk);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    const leg = this.#leg;
+    const transaction = this.transaction;
+    const client = transaction.clientLeg;
+    leg.headersMs = performance.now() - leg.startMono;
+    leg.status = statusCode;
+    leg.statusText = statusText;
+    leg.recvHeader = { startLine: `HTTP/1.1 ${statusCode} ${statusText}`, fields: rawHeaders };
+    if (this.#clientGone) return false;
+    this.#resumeUpstream = resume;
+    transaction.status = statusCode;
+    transaction.statusText = statusText;
+    const headers = clientResponseHeaders(rawHeaders, transaction.id);
+    this.response.writeHead(statusCode, statusText, headers);
+    client.status = statusCode;
+    client.statusText = statusText;
+    client.headersMs = performance.now() - client.startMono;
+    client.sentHeader = { startLine: `HTTP/1.1 ${statusCode} ${statusText}`, fields: headers };
+    if (this.options.tracked) {
+      this.#responseCapture = this.options.recorder.capture(transaction, leg.index, 'received', contentTypeOf(rawHeaders));
+      leg.recvCapture = this.#responseCapture;
+      client.sentCapture = this.#responseCapture;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#leg.bytesReceived += chunk.length;
+    this.transaction.clientLeg.bytesSent += chunk.length;
+    this.#responseCapture?.push(chunk);
+    if (this.response.write(chunk)) return true;
+    this.#waitingForDrain = true;
+    return false;
+  }
+
+  readonly #onClientDrain = (): void => {
+    if (!this.#waitingForDrain) return;
+    this.#waitingForDrain = false;
+    this.#resumeUpstream?.();
+  };
+
+  onComplete(): void {
+    const leg = this.#leg;
+    leg.lastByteMs = performance.now() - leg.startMono;
+    leg.finalStatus = leg.status >= 500 ? 'Fail' : 'Pass';
+    this.response.end();
+  }
+
+  onError(error: Error): void {
+    const leg = this.#leg;
+    const transaction = this.transaction;
+    leg.lastByteMs = performance.now() - leg.startMono;
+    leg.finalStatus = 'Error';
+    leg.error = error.message;
+    if (this.#clientGone) return this.#finish();
+    if (this.request.destroyed && !this.request.complete) {
+      // The body stream failed because the client hung up mid-request.
+      transaction.fail('client-aborted-request', 'the client closed the connection before sending the whole request');
+      return;
+    }
+    const failure = classifyUpstreamError(error);
+    if (failure.connectFailed) {
+      this.options.route.targets.markDown(this.#target, Date.now());
+      if (--this.#attemptsLeft > 0 && this.#requestBytesSent === 0) {
+        this.#target = this.options.route.targets.pick(Date.now());
+        this.#leg = this.#newLeg();
+        return this.start();
+      }
+    }
+    transaction.fail(failure.reason, error.message);
+    if (this.response.headersSent) {
+      // Part of the response is already with the client: cutting the connection is the only
+      // honest way to tell it the body is incomplete.
+      this.response.destroy(error);
+      return;
+    }
+    transaction.status = failure.status;
+    transaction.statusText = failure.status === 504 ? 'Gateway Timeout' : 'Bad Gateway';
+    const message = failure.status === 504 ? 'the back end did not answer in time' : 'the back end could not be reached';
+    const capture = this.options.tracked ? this.options.recorder.capture(transaction, 0, 'sent', 'application/json') : null;
+    sendGatewayError(this.response, transaction, failure.status, `${message} (${failure.reason})`, capture);
+  }
+
+  readonly #onClientClose = (): void => {
+    const response = this.response;
+    const client = this.transaction.clientLeg;
+    client.lastByteMs = performance.now() - client.startMono;
+    if (response.writableFinished) {
+      client.finalStatus = this.transaction.failure === null && this.transaction.status < 500 ? 'Pass' : 'Fail';
+    } else {
+      this.#clientGone = true;
+      client.finalStatus = 'Error';
+      if (this.request.complete) {
+        this.transaction.fail('client-aborted-response', 'the client closed the connection before the whole response was sent');
+      } else {
+        this.transaction.fail('client-aborted-request', 'the client closed the connection before sending the whole request');
+      }
+      if (this.#abortUpstream !== null && this.#leg.finalStatus === null) {
+        this.#abortUpstream(new Error('client went away'));
+        return;
+      }
+    }
+    this.#finish();
+  };
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const transaction = this.transaction;
+    transaction.endMono = performance.now();
+    for (const leg of transaction.legs) {
+      if (leg.finalStatus === null) {
+        leg.finalStatus = 'Error';
+        leg.error ??= 'abandoned: the client went away';
+      }
+    }
+    this.options.onDone(transaction);
+  }
+}
+
+function hostHeader(target: Target): string {
+  const defaultPort = target.origin.startsWith('https:') ? 443 : 80;
+  return target.port === defaultPort ? target.hostname : `${target.hostname}:${target.port}`;
+}
+
+function contentTypeOf(rawHeaders: Buffer[]): string {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as Buffer;
+    if (name.length === 12 && name.toString('latin1').toLowerCase() === 'content-type') return (rawHeaders[i + 1] as Buffer).toString('latin1');
+  }
+  return '';
+}
+
+/** A response the gateway writes itself (no route, back end failed); recorded like any other. */
+export function sendGatewayError(
+  response: ServerResponse,
+  transaction: Transaction,
+  status: number,
+  message: string,
+  capture: PayloadCapture | null,
+): void {
+  const body = Buffer.from(JSON.stringify({ error: message, correlationId: transaction.id }));
+  const headers = ['Content-Type', 'application/json', 'Content-Length', String(body.length), 'X-Correlation-ID', transaction.id];
+  const statusText = transaction.statusText;
+  response.writeHead(status, statusText, headers);
+  const client = transaction.clientLeg;
+  client.status = status;
+  client.statusText = statusText;
+  client.headersMs = performance.now() - client.startMono;
+  client.sentHeader = { startLine: `HTTP/1.1 ${status} ${statusText}`, fields: headers };
+  client.bytesSent += body.length;
+  client.sentCapture = capture;
+  capture?.push(body);
+  response.end(body);
+}

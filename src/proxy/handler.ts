@@ -1,0 +1,114 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { newCorrelationId } from '../recording/correlation-id.js';
+import type { Recorder } from '../recording/recorder.js';
+import { Transaction, type Protocol } from '../recording/transaction.js';
+import { ProxyExchange, sendGatewayError } from './exchange.js';
+import { upstreamRequestHeaders } from './headers.js';
+import { matchEndpoint, type RouteMatch } from './router.js';
+
+export interface ProxyContext {
+  route: (path: string) => RouteMatch | null;
+  recorder: Recorder;
+  protocol: Protocol;
+  /** Counts requests in flight so shutdown can wait for them. */
+  inFlight: { enter(): void; leave(): void };
+}
+
+/** Fills the client side of a new transaction (leg 0) from the incoming request. */
+export function beginTransaction(request: IncomingMessage, protocol: Protocol): Transaction {
+  const transaction = new Transaction(newCorrelationId(), request.method ?? 'GET', request.url ?? '/', protocol);
+  const socket = request.socket;
+  const client = transaction.clientLeg;
+  transaction.host = request.headers.host ?? '';
+  transaction.userAgent = request.headers['user-agent'] ?? '';
+  transaction.clientAddr = client.remoteAddr = socket.remoteAddress ?? '';
+  transaction.clientPort = client.remotePort = socket.remotePort ?? 0;
+  transaction.localAddr = client.localAddr = socket.localAddress ?? '';
+  transaction.localPort = client.localPort = socket.localPort ?? 0;
+  client.method = transaction.method;
+  client.uri = transaction.uri;
+  client.vhost = transaction.host;
+  client.remoteName = transaction.clientAddr;
+  client.recvHeader = { startLine: `${transaction.method} ${transaction.uri} HTTP/${request.httpVersion}`, fields: request.rawHeaders };
+  return transaction;
+}
+
+function hasBody(request: IncomingMessage): boolean {
+  const length = request.headers['content-length'];
+  return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
+}
+
+export function createRequestHandler(context: ProxyContext): (request: IncomingMessage, response: ServerResponse) => void {
+  const { recorder, protocol, inFlight } = context;
+
+  return function handleRequest(request, response) {
+    inFlight.enter();
+    const transaction = beginTransaction(request, protocol);
+    const routeStart = performance.now();
+    const match = context.route(transaction.path);
+
+    if (match === null) {
+      transaction.step('route', 'router', routeStart, 'Fail', 'no API listens on this path');
+      transaction.fail('no-route', `no API listens on ${transaction.path}`);
+      transaction.status = 404;
+      transaction.statusText = 'Not Found';
+      const tracked = recorder.tracks(transaction.clientAddr, false, null);
+      transaction.policy = recorder.policyFor(undefined, null);
+      const capture = tracked ? recorder.capture(transaction, 0, 'sent', 'application/json') : null;
+      response.on('close', () => {
+        transaction.endMono = performance.now();
+        const client = transaction.clientLeg;
+        client.lastByteMs = transaction.endMono - client.startMono;
+        client.finalStatus = response.writableFinished ? 'Fail' : 'Error';
+        inFlight.leave();
+        if (tracked) recorder.finish(transaction);
+      });
+      sendGatewayError(response, transaction, 404, `no API listens on ${transaction.path}`, capture);
+      return;
+    }
+
+    const { route, rest } = match;
+    const endpoint = matchEndpoint(route, transaction.method, rest);
+    transaction.api = route.identity;
+    transaction.trackedEndpoint = endpoint?.label ?? null;
+    transaction.step('route', 'router', routeStart, 'Pass', route.api.name);
+    const tracked = recorder.tracks(transaction.clientAddr, route.api.doNotTrack, endpoint?.config ?? null);
+    if (tracked) {
+      transaction.policy = recorder.policyFor(route.api.detailedRecording, endpoint?.config ?? null);
+      for (const name of route.tagHeaders) {
+        const value = request.headers[name];
+        if (value !== undefined) transaction.tags.push(`${name}-${Array.isArray(value) ? value.join(',') : value}`);
+      }
+      for (const tag of route.api.tags) transaction.tags.push(tag);
+    }
+
+    const body = hasBody(request) ? request : null;
+    if (body !== null && tracked) {
+      transaction.clientLeg.recvCapture = recorder.capture(transaction, 0, 'received', request.headers['content-type'] ?? '');
+    }
+    const queryAt = transaction.uri.indexOf('?');
+    const forwardPath = (route.api.stripListenPath ? rest : transaction.path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+    const upstreamStart = performance.now();
+    const exchange = new ProxyExchange(request, response, transaction, {
+      recorder,
+      route,
+      forwardPath,
+      upstreamHeaders: upstreamRequestHeaders(request.rawHeaders, request.headers.connection, {
+        clientAddr: transaction.clientAddr,
+        protocol,
+        host: transaction.host,
+        correlationId: transaction.id,
+      }),
+      body,
+      tracked,
+      onDone: (done) => {
+        const failed = done.failure !== null;
+        done.step('upstream', 'proxy', upstreamStart, failed ? 'Error' : done.status >= 500 ? 'Fail' : 'Pass', done.failureMessage);
+        inFlight.leave();
+        if (tracked) recorder.finish(done);
+      },
+    });
+    exchange.start();
+  };
+}

@@ -1,0 +1,151 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { beginTransaction, type ProxyContext } from './handler.js';
+import { upstreamRequestHeaders } from './headers.js';
+import { matchEndpoint } from './router.js';
+import { classifyUpstreamError } from './upstream-errors.js';
+
+function rawResponse(status: number, statusText: string, headers: [string, string][]): string {
+  let head = `HTTP/1.1 ${status} ${statusText}\r\n`;
+  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
+  return `${head}\r\n`;
+}
+
+/**
+ * Passes a WebSocket (or other HTTP/1.1 upgrade) handshake to the back end, then joins the two
+ * sockets. The whole connection is one transaction, recorded when both sides have closed.
+ */
+export function createUpgradeHandler(context: ProxyContext): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const { recorder, protocol, inFlight } = context;
+
+  return function handleUpgrade(request, duplex, head) {
+    // Node hands every HTTP upgrade the connection's socket.
+    const socket = duplex as Socket;
+    inFlight.enter();
+    const transaction = beginTransaction(request, protocol);
+    transaction.upgraded = true;
+    const client = transaction.clientLeg;
+    const match = context.route(transaction.path);
+    let tracked = recorder.tracks(transaction.clientAddr, match?.route.api.doNotTrack ?? false, null);
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      transaction.endMono = performance.now();
+      client.lastByteMs = transaction.endMono - client.startMono;
+      client.finalStatus ??= transaction.failure === null ? 'Pass' : 'Error';
+      client.bytesReceived = socket.bytesRead;
+      inFlight.leave();
+      if (tracked) recorder.finish(transaction);
+    };
+    const refuse = (status: number, statusText: string, message: string): void => {
+      transaction.status = status;
+      transaction.statusText = statusText;
+      client.status = status;
+      client.statusText = statusText;
+      client.finalStatus = 'Fail';
+      const body = JSON.stringify({ error: message, correlationId: transaction.id });
+      const headers: [string, string][] = [
+        ['Content-Type', 'application/json'],
+        ['Content-Length', String(Buffer.byteLength(body))],
+        ['X-Correlation-ID', transaction.id],
+        ['Connection', 'close'],
+      ];
+      client.sentHeader = { startLine: `HTTP/1.1 ${status} ${statusText}`, fields: headers.flat() };
+      socket.end(rawResponse(status, statusText, headers) + body);
+      client.bytesSent = Buffer.byteLength(body);
+      finish();
+    };
+    socket.on('error', () => undefined);
+
+    if (match === null) {
+      transaction.fail('no-route', `no API listens on ${transaction.path}`);
+      return refuse(404, 'Not Found', `no API listens on ${transaction.path}`);
+    }
+    const { route, rest } = match;
+    const endpoint = matchEndpoint(route, transaction.method, rest);
+    tracked = recorder.tracks(transaction.clientAddr, route.api.doNotTrack, endpoint?.config ?? null);
+    transaction.api = route.identity;
+    transaction.policy = recorder.policyFor(route.api.detailedRecording, endpoint?.config ?? null);
+    const target = route.targets.pick(Date.now());
+    const leg = transaction.addUpstreamLeg();
+    const queryAt = transaction.uri.indexOf('?');
+    leg.method = transaction.method;
+    leg.uri = target.basePath + (route.api.stripListenPath ? rest : transaction.path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+    leg.vhost = leg.remoteName = leg.remoteAddr = target.hostname;
+    leg.remotePort = target.port;
+    const headers = upstreamRequestHeaders(request.rawHeaders, request.headers.connection, {
+      clientAddr: transaction.clientAddr,
+      protocol,
+      host: transaction.host,
+      correlationId: transaction.id,
+    });
+    leg.sentHeader = { startLine: `${leg.method} ${leg.uri} HTTP/1.1`, fields: headers };
+    const upgradeStart = performance.now();
+
+    target.pool
+      .upgrade({
+        path: leg.uri,
+        method: request.method ?? 'GET',
+        headers,
+        protocol: request.headers.upgrade ?? 'websocket',
+        signal: AbortSignal.timeout(route.timeouts.responseHeadersMs),
+      })
+      .then(({ headers: answer, socket: duplexUpstream }) => {
+        const upstream = duplexUpstream as Socket;
+        leg.headersMs = client.headersMs = performance.now() - leg.startMono;
+        leg.status = client.status = transaction.status = 101;
+        leg.statusText = client.statusText = transaction.statusText = 'Switching Protocols';
+        const responseHeaders: [string, string][] = [];
+        for (const [name, value] of Object.entries(answer)) {
+          for (const one of Array.isArray(value) ? value : [value ?? '']) responseHeaders.push([name, one]);
+        }
+        responseHeaders.push(['X-Correlation-ID', transaction.id]);
+        leg.recvHeader = { startLine: 'HTTP/1.1 101 Switching Protocols', fields: responseHeaders.flat() };
+        client.sentHeader = leg.recvHeader;
+        transaction.step('upgrade', 'proxy', upgradeStart, 'Pass');
+        if (socket.destroyed) {
+          upstream.destroy();
+          return;
+        }
+        socket.write(rawResponse(101, 'Switching Protocols', responseHeaders));
+        if (head.length > 0) upstream.write(head);
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+        let open = 2;
+        const closed = (): void => {
+          if (--open > 0) return;
+          leg.bytesSent = upstream.bytesWritten;
+          leg.bytesReceived = upstream.bytesRead;
+          leg.lastByteMs = performance.now() - leg.startMono;
+          leg.finalStatus = 'Pass';
+          client.bytesSent = socket.bytesWritten;
+          finish();
+        };
+        upstream.on('error', () => socket.destroy());
+        socket.on('close', () => {
+          upstream.destroy();
+          closed();
+        });
+        upstream.on('close', () => {
+          socket.destroy();
+          closed();
+        });
+      })
+      .catch((error: Error & { code?: string }) => {
+        leg.lastByteMs = performance.now() - leg.startMono;
+        leg.finalStatus = 'Error';
+        leg.error = error.message;
+        const failure =
+          error.name === 'TimeoutError'
+            ? { reason: 'upstream-headers-timeout' as const, status: 504 as const }
+            : classifyUpstreamError(error);
+        transaction.fail(failure.reason, error.message);
+        transaction.step('upgrade', 'proxy', upgradeStart, 'Error', error.message);
+        if (failure.status === 504) refuse(504, 'Gateway Timeout', 'the back end did not answer the upgrade in time');
+        else refuse(502, 'Bad Gateway', `the back end refused the upgrade (${failure.reason})`);
+      });
+  };
+}

@@ -1,0 +1,125 @@
+import type { Dirent } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+interface Removable {
+  path: string;
+  /** Epoch ms used to order deletion, oldest first. */
+  age: number;
+  bytes: number;
+}
+
+export interface DiskQuotaOptions {
+  logDirectory: string;
+  /** Files in the log directory that belong to the traffic log. */
+  isLogFile: (name: string) => boolean;
+  /** Log files being written (by this or another instance), never deleted. */
+  isCurrentFile: (name: string) => boolean;
+  payloadDirectory: string | null;
+  maxBytes: number;
+  onError: (error: Error) => void;
+}
+
+async function entries(directory: string): Promise<Dirent[]> {
+  try {
+    return await readdir(directory, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+}
+
+async function folderBytes(folder: string): Promise<number> {
+  let total = 0;
+  for (const entry of await entries(folder)) {
+    const path = join(folder, entry.name);
+    if (entry.isDirectory()) total += await folderBytes(path);
+    else total += await stat(path).then((s) => s.size, () => 0);
+  }
+  return total;
+}
+
+/** `2026-11-21/08.15` to epoch ms (UTC), or NaN for anything else. */
+function minuteFolderTime(day: string, minute: string): number {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || !/^\d{2}\.\d{2}$/.test(minute)) return Number.NaN;
+  return Date.parse(`${day}T${minute.replace('.', ':')}:00Z`);
+}
+
+/**
+ * Keeps the traffic log files and payload folders under `maxBytes` together by deleting the
+ * oldest (rolled log files and whole minute folders of payloads). The files being written and the
+ * current minute's payloads are never deleted.
+ */
+export class DiskQuota {
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+
+  constructor(readonly options: DiskQuotaOptions) {}
+
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => void this.enforce(), intervalMs);
+    this.#timer.unref();
+    void this.enforce();
+  }
+
+  stop(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    return this.#running ?? Promise.resolve();
+  }
+
+  /** One check; concurrent calls share the one in progress. */
+  enforce(): Promise<void> {
+    this.#running ??= this.#enforce()
+      .catch((error: Error) => this.options.onError(error))
+      .finally(() => {
+        this.#running = null;
+      });
+    return this.#running;
+  }
+
+  async #enforce(): Promise<void> {
+    const { maxBytes } = this.options;
+    const candidates = await this.#candidates();
+    let total = candidates.total;
+    const removable = candidates.removable.sort((a, b) => a.age - b.age);
+    for (const item of removable) {
+      if (total <= maxBytes) break;
+      await rm(item.path, { recursive: true, force: true });
+      total -= item.bytes;
+    }
+  }
+
+  async #candidates(): Promise<{ total: number; removable: Removable[] }> {
+    const { logDirectory, isLogFile, isCurrentFile, payloadDirectory } = this.options;
+    const removable: Removable[] = [];
+    let total = 0;
+    for (const entry of await entries(logDirectory)) {
+      if (!entry.isFile() || !isLogFile(entry.name)) continue;
+      const path = resolve(logDirectory, entry.name);
+      const info = await stat(path).catch(() => null);
+      if (info === null) continue;
+      total += info.size;
+      if (!isCurrentFile(entry.name)) removable.push({ path, age: info.mtimeMs, bytes: info.size });
+    }
+    if (payloadDirectory !== null) {
+      const currentMinute = Math.floor(Date.now() / 60_000) * 60_000;
+      for (const day of await entries(payloadDirectory)) {
+        if (!day.isDirectory()) continue;
+        const dayPath = join(payloadDirectory, day.name);
+        const minutes = await entries(dayPath);
+        for (const minute of minutes) {
+          const path = join(dayPath, minute.name);
+          const bytes = await folderBytes(path);
+          total += bytes;
+          const age = minuteFolderTime(day.name, minute.name);
+          if (!Number.isNaN(age) && age < currentMinute) removable.push({ path, age, bytes });
+        }
+        // An emptied day folder goes with its last minute.
+        if (minutes.length === 0 && day.name < new Date().toISOString().slice(0, 10)) {
+          removable.push({ path: dayPath, age: 0, bytes: 0 });
+        }
+      }
+    }
+    return { total, removable };
+  }
+}

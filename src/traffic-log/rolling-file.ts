@@ -1,0 +1,105 @@
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import sonicBoom from 'sonic-boom';
+
+// A CommonJS package: its class is reached through the default export.
+const { SonicBoom } = sonicBoom;
+
+export interface LineDestination {
+  /** Appends whole lines; never blocks on the disk. */
+  write(lines: string): void;
+  /** Writes out everything buffered and closes. */
+  close(): Promise<void>;
+}
+
+function today(): string {
+  return new Date().toISOString().slice(0, 10);
+}
+
+/**
+ * `<directory>/<base>.log`, appended through a sonic-boom buffer (one write in flight, lines
+ * never split), rolled to `<base>_<YYYY-MM-DD>-<n>.log` when it passes `maxBytes`.
+ */
+export class RollingFile implements LineDestination {
+  readonly path: string;
+  #boom: InstanceType<typeof SonicBoom>;
+  #size: number;
+  #rolled = new Map<string, number>();
+  #rolling: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly directory: string,
+    readonly base: string,
+    readonly maxBytes: number,
+    readonly onRolled: () => void,
+    readonly onError: (error: Error) => void,
+  ) {
+    mkdirSync(directory, { recursive: true });
+    this.path = join(directory, `${base}.log`);
+    this.#size = sizeOf(this.path);
+    // Find the highest roll number used per day, so a restart never overwrites a rolled file.
+    const rolledName = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_(\\d{4}-\\d{2}-\\d{2})-(\\d+)\\.log$`);
+    for (const name of readdirSync(directory)) {
+      const match = rolledName.exec(name);
+      if (match) this.#rolled.set(match[1] as string, Math.max(this.#rolled.get(match[1] as string) ?? 0, Number(match[2])));
+    }
+    this.#boom = new SonicBoom({ dest: this.path, append: true, sync: false });
+    this.#boom.on('error', onError);
+  }
+
+  write(lines: string): void {
+    const bytes = Buffer.byteLength(lines);
+    if (this.#size > 0 && this.#size + bytes > this.maxBytes) this.#roll();
+    this.#size += bytes;
+    this.#boom.write(lines);
+  }
+
+  #roll(): void {
+    const day = today();
+    const n = (this.#rolled.get(day) ?? 0) + 1;
+    this.#rolled.set(day, n);
+    this.#size = 0;
+    const target = join(this.directory, `${this.base}_${day}-${n}.log`);
+    // Lines written while the rename is under way still land whole in the old file; reopen
+    // waits for the write in flight before switching to the fresh file.
+    this.#rolling = this.#rolling
+      .then(() => rename(this.path, target))
+      .then(
+        () => {
+          this.#boom.reopen();
+          this.onRolled();
+        },
+        (error: Error) => this.onError(error),
+      );
+  }
+
+  async close(): Promise<void> {
+    await this.#rolling;
+    await new Promise<void>((resolve) => {
+      this.#boom.once('close', () => resolve());
+      this.#boom.end();
+    });
+  }
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The same lines on standard output (`trafficLog.output: stdout`). */
+export class StdoutLines implements LineDestination {
+  #boom = new SonicBoom({ fd: 1, sync: false });
+
+  write(lines: string): void {
+    this.#boom.write(lines);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#boom.flush(() => resolve()));
+  }
+}
