@@ -1,0 +1,181 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const BIN = fileURLToPath(new URL('../../bin/tollgate', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A scratch directory for one test: config, logs and payloads live here. */
+export class Workspace {
+  private constructor(readonly dir: string) {}
+
+  static async create(): Promise<Workspace> {
+    return new Workspace(await mkdtemp(join(tmpdir(), 'tollgate-test-')));
+  }
+
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  get logDir(): string {
+    return this.path('logs');
+  }
+
+  get payloadDir(): string {
+    return this.path('payloads');
+  }
+
+  async writeConfig(config: unknown, name = 'tollgate.yaml'): Promise<string> {
+    const file = this.path(name);
+    await writeFile(file, name.endsWith('.json') ? JSON.stringify(config) : stringify(config));
+    return file;
+  }
+
+  /** Every traffic log line written in the log directory, parsed. */
+  async logLines(): Promise<LogLine[]> {
+    const files = (await readdir(this.logDir).catch(() => [] as string[])).filter((name) => name.endsWith('.log')).sort();
+    const lines: LogLine[] = [];
+    for (const name of files) {
+      const text = await readFile(join(this.logDir, name), 'utf8');
+      for (const line of text.split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine);
+    }
+    return lines;
+  }
+
+  /** Every file below the payload directory, relative to it. */
+  async payloadFiles(): Promise<string[]> {
+    return (await readdir(this.payloadDir, { recursive: true, withFileTypes: true }).catch(() => []))
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(entry.parentPath, entry.name).slice(this.payloadDir.length + 1))
+      .sort();
+  }
+
+  async remove(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface LogLine {
+  timestamp: number;
+  correlationId: string;
+  processInfo: Record<string, string>;
+  transactionSummary?: Record<string, any>;
+  transactionElement?: Record<string, any>;
+  circuitPath?: Record<string, any>[];
+}
+
+export interface TransactionLines {
+  summary: Record<string, any>;
+  legs: Record<string, any>[];
+  circuitPath: Record<string, any>[];
+  lines: LogLine[];
+}
+
+/** Groups log lines by correlation id, as downstream pipelines do. */
+export function byTransaction(lines: LogLine[]): Map<string, TransactionLines> {
+  const grouped = new Map<string, TransactionLines>();
+  for (const line of lines) {
+    let entry = grouped.get(line.correlationId);
+    if (entry === undefined) {
+      entry = { summary: {}, legs: [], circuitPath: [], lines: [] };
+      grouped.set(line.correlationId, entry);
+    }
+    entry.lines.push(line);
+    if (line.transactionSummary) entry.summary = line.transactionSummary;
+    if (line.transactionElement) entry.legs[line.transactionElement.leg as number] = line.transactionElement;
+    if (line.circuitPath) entry.circuitPath = line.circuitPath;
+  }
+  return grouped;
+}
+
+/** A gateway started through the real CLI; stop() sends SIGTERM and waits for a clean exit. */
+export class GatewayProcess {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static start(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+    const child = spawn(process.execPath, [BIN, 'gateway', '--config', configFile], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new Promise((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      let gateway: GatewayProcess | null = null;
+      child.stdout?.on('data', (chunk: Buffer) => {
+        if (gateway) gateway.stdout += chunk.toString();
+        else stdout += chunk.toString();
+      });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        if (gateway) {
+          gateway.stderr += chunk.toString();
+          return;
+        }
+        stderr += chunk.toString();
+        const match = /listening on (\S+)/.exec(stderr);
+        if (match) {
+          gateway = new GatewayProcess(child, match[1] as string);
+          gateway.stdout = stdout;
+          gateway.stderr = stderr;
+          resolve(gateway);
+        }
+      });
+      child.once('exit', (code) => {
+        if (!gateway) reject(new Error(`gateway exited with code ${code} before listening:\n${stderr}`));
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 5_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(50);
+  }
+}
