@@ -37,17 +37,35 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
     return issue.keys.map((key) => `${issue.path.length > 0 ? `${where}.` : ''}${key}: unknown key`);
   }
   const found = describeValue(valueAt(input, issue.path));
-  const expected = issue.message.replace(/^Invalid input: /, '').replace(/, received \w+$/, '');
+  const expected = issue.message.replace(/^Invalid \w+: /, '').replace(/, received \w+$/, '');
   return [`${where}: ${expected}, found ${found}`];
 }
 
 /** Validates an already parsed document; every problem is reported, not just the first. */
 export function parseConfig(input: unknown, source = 'config'): Config {
   const result = configSchema.safeParse(input ?? {});
-  if (!result.success) {
-    throw new ConfigError(source, result.error.issues.flatMap((issue) => formatIssue(issue, input)));
-  }
+  const problems = result.success ? [] : result.error.issues.flatMap((issue) => formatIssue(issue, input));
+  problems.push(...duplicateApis(input));
+  if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
   return result.data;
+}
+
+/** API ids and listen paths must be unique; checked on the raw input so it is reported with the rest. */
+function duplicateApis(input: unknown): string[] {
+  const apis = valueAt(input, ['apis']);
+  if (!Array.isArray(apis)) return [];
+  const problems: string[] = [];
+  for (const key of ['id', 'listenPath']) {
+    const first = new Map<unknown, number>();
+    apis.forEach((api: unknown, index) => {
+      const value = valueAt(api, [key]);
+      if (typeof value !== 'string') return;
+      const earlier = first.get(value);
+      if (earlier === undefined) first.set(value, index);
+      else problems.push(`apis.${index}.${key}: expected a unique value, found ${describeValue(value)} (also apis.${earlier}.${key})`);
+    });
+  }
+  return problems;
 }
 
 export async function readConfigFile(file: string): Promise<Config> {

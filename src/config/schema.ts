@@ -10,9 +10,9 @@ const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'
 
 const detailedRecording = z.enum(DETAILED_RECORDING_LEVELS);
 const positiveInt = z.number().int().positive();
-const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-" only');
+const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-" only');
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 /** A single address or a CIDR block, IPv4 or IPv6. */
 const ipOrCidr = z.string().refine(
@@ -25,7 +25,7 @@ const ipOrCidr = z.string().refine(
     const prefix = Number(bits);
     return /^\d+$/.test(bits) && prefix <= (family === 4 ? 32 : 128);
   },
-  { error: 'an IP address or CIDR block such as 10.0.0.0/8' },
+  { error: 'expected an IP address or CIDR block such as 10.0.0.0/8' },
 );
 
 const endpointSchema = z.strictObject({
@@ -101,7 +101,7 @@ const analyticsSchema = z.strictObject({
                 return false;
               }
             },
-            { error: 'a valid regular expression' },
+            { error: 'expected a valid regular expression' },
           ),
         )
         .default([]),
@@ -123,33 +123,12 @@ const trafficLogSchema = z.strictObject({
     .prefault({}),
 });
 
-export const configSchema = z
-  .strictObject({
-    gateway: gatewaySchema.prefault({}),
-    apis: z.array(apiSchema).default([]),
-    analytics: analyticsSchema.prefault({}),
-    trafficLog: trafficLogSchema.prefault({}),
-  })
-  .superRefine((config, ctx) => {
-    const seenIds = new Map<string, number>();
-    const seenPaths = new Map<string, number>();
-    config.apis.forEach((api, index) => {
-      const sameId = seenIds.get(api.id);
-      if (sameId !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['apis', index, 'id'], message: `duplicate API id "${api.id}" (also apis.${sameId}.id)` });
-      }
-      seenIds.set(api.id, index);
-      const samePath = seenPaths.get(api.listenPath);
-      if (samePath !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['apis', index, 'listenPath'],
-          message: `duplicate listenPath "${api.listenPath}" (also apis.${samePath}.listenPath)`,
-        });
-      }
-      seenPaths.set(api.listenPath, index);
-    });
-  });
+export const configSchema = z.strictObject({
+  gateway: gatewaySchema.prefault({}),
+  apis: z.array(apiSchema).default([]),
+  analytics: analyticsSchema.prefault({}),
+  trafficLog: trafficLogSchema.prefault({}),
+});
 
 export type Config = z.infer<typeof configSchema>;
 export type ApiConfig = Config['apis'][number];

@@ -6,6 +6,10 @@ import sonicBoom from 'sonic-boom';
 // A CommonJS package: its class is reached through the default export.
 const { SonicBoom } = sonicBoom;
 
+// sonic-boom writes at most this much per write; its 16 KiB default cannot keep up with a busy
+// gateway when each write waits for a turn of a loaded event loop, and the backlog grows.
+const MAX_WRITE_BYTES = 1024 * 1024;
+
 export interface LineDestination {
   /** Appends whole lines; never blocks on the disk. */
   write(lines: string): void;
@@ -44,7 +48,7 @@ export class RollingFile implements LineDestination {
       const match = rolledName.exec(name);
       if (match) this.#rolled.set(match[1] as string, Math.max(this.#rolled.get(match[1] as string) ?? 0, Number(match[2])));
     }
-    this.#boom = new SonicBoom({ dest: this.path, append: true, sync: false });
+    this.#boom = new SonicBoom({ dest: this.path, append: true, sync: false, maxWrite: MAX_WRITE_BYTES });
     this.#boom.on('error', onError);
   }
 
@@ -93,7 +97,7 @@ function sizeOf(path: string): number {
 
 /** The same lines on standard output (`trafficLog.output: stdout`). */
 export class StdoutLines implements LineDestination {
-  #boom = new SonicBoom({ fd: 1, sync: false });
+  #boom = new SonicBoom({ fd: 1, sync: false, maxWrite: MAX_WRITE_BYTES });
 
   write(lines: string): void {
     this.#boom.write(lines);
