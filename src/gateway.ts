@@ -54,11 +54,30 @@ class InFlight {
   }
 }
 
+/**
+ * A failing disk fails every write: report a repeated error once per interval, with a count of
+ * the repeats, instead of flooding standard error.
+ */
+function throttledReporter(notify: (message: string) => void, intervalMs = 10_000) {
+  const lastReported = new Map<string, { at: number; repeats: number }>();
+  return (what: string) => (error: Error) => {
+    const message = `${what}: ${error.message}`;
+    const now = Date.now();
+    const last = lastReported.get(message);
+    if (last !== undefined && now - last.at < intervalMs) {
+      last.repeats++;
+      return;
+    }
+    notify(last !== undefined && last.repeats > 0 ? `${message} (and ${last.repeats} more like it)` : message);
+    lastReported.set(message, { at: now, repeats: 0 });
+  };
+}
+
 export async function startGateway(config: Config, options: GatewayOptions): Promise<RunningGateway> {
   const { gateway, trafficLog: logConfig } = config;
   const instance = options.instance ?? gateway.instance;
   const redactor = new Redactor(config.analytics.redact);
-  const reportError = (what: string) => (error: Error) => options.notify(`${what}: ${error.message}`);
+  const reportError = throttledReporter(options.notify);
 
   const formatter = new EventFormatter(
     {

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, readConfigFile } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import { serverUrl, startDemoBackend } from '../demo/backend.js';
 import { VERSION } from '../version.js';
 import { runGateway } from './run-gateway.js';
@@ -34,11 +34,11 @@ program
 
 program
   .command('validate')
-  .description('Check a configuration file; exits non-zero and lists every problem (key path, expected, found).')
+  .description('Check a configuration file (and the TOLLGATE_* overrides); exits non-zero listing every problem (key path, expected, found).')
   .requiredOption('-c, --config <file>', 'configuration file to check')
   .action(async ({ config }: { config: string }) => {
     try {
-      const parsed = await readConfigFile(config);
+      const parsed = await loadConfig(config);
       process.stdout.write(`${config}: valid (${parsed.apis.length} API${parsed.apis.length === 1 ? '' : 's'})\n`);
     } catch (error) {
       fail(error);

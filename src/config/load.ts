@@ -104,17 +104,20 @@ function unreadableFiles(config: Config): string[] {
   return problems;
 }
 
-function envChoice<T extends string>(env: NodeJS.ProcessEnv, variable: string, allowed: readonly T[]): T | undefined {
+function envChoice<T extends string>(env: NodeJS.ProcessEnv, variable: string, allowed: readonly T[], problems: string[]): T | undefined {
   const value = env[variable];
   if (value === undefined || value === '') return undefined;
   if ((allowed as readonly string[]).includes(value)) return value as T;
-  throw new ConfigError('environment', [`${variable}: expected one of ${allowed.join(', ')}, found ${describeValue(value)}`]);
+  problems.push(`${variable}: expected one of ${allowed.join(', ')}, found ${describeValue(value)}`);
+  return undefined;
 }
 
 /** Start-up overrides from the environment win over the file. */
 export function applyEnvironment(config: Config, env: NodeJS.ProcessEnv = process.env): Config {
-  const output = envChoice<TrafficLogOutput>(env, 'TOLLGATE_TRAFFIC_LOG_OUTPUT', TRAFFIC_LOG_OUTPUTS);
-  const payloads = envChoice(env, 'TOLLGATE_TRAFFIC_LOG_PAYLOAD', ['true', 'false'] as const);
+  const problems: string[] = [];
+  const output = envChoice<TrafficLogOutput>(env, 'TOLLGATE_TRAFFIC_LOG_OUTPUT', TRAFFIC_LOG_OUTPUTS, problems);
+  const payloads = envChoice(env, 'TOLLGATE_TRAFFIC_LOG_PAYLOAD', ['true', 'false'] as const, problems);
+  if (problems.length > 0) throw new ConfigError('environment', problems);
   if (output === undefined && payloads === undefined) return config;
   return {
     ...config,

@@ -78,7 +78,8 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
       transaction.policy = recorder.policyFor(route.api.detailedRecording, endpoint?.config ?? null);
       for (const name of route.tagHeaders) {
         const value = request.headers[name];
-        if (value !== undefined) transaction.tags.push(`${name}-${Array.isArray(value) ? value.join(',') : value}`);
+        if (value === undefined) continue;
+        transaction.tags.push(`${name}-${recorder.redactor.headerValue(name, Array.isArray(value) ? value.join(',') : value)}`);
       }
       for (const tag of route.api.tags) transaction.tags.push(tag);
     }

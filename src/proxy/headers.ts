@@ -83,8 +83,3 @@ export function clientResponseHeaders(raw: readonly Buffer[], correlationId: str
   out.push('X-Correlation-ID', correlationId);
   return out;
 }
-
-export function headerValue(raw: readonly string[], lowerName: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lowerName) return raw[i + 1];
-  return undefined;
-}

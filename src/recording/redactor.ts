@@ -4,6 +4,8 @@ export const DEFAULT_REDACTED_HEADERS = ['authorization', 'proxy-authorization',
 export const DEFAULT_REDACTED_QUERY_PARAMS = ['access_token', 'api_key', 'apikey', 'client_secret', 'password', 'token'];
 export const DEFAULT_REDACTED_JSON_FIELDS = ['access_token', 'client_secret', 'password', 'refresh_token'];
 
+const URL_HEADERS = new Set(['location', 'content-location', 'referer', 'origin']);
+
 export interface RedactionRules {
   headers: readonly string[];
   queryParams: readonly string[];
@@ -14,8 +16,34 @@ function lowerSet(defaults: readonly string[], extra: readonly string[]): Set<st
   return new Set([...defaults, ...extra].map((name) => name.toLowerCase()));
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+function unescapeKey(raw: string): string {
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return raw;
+  }
+}
+
+/** Index just past the JSON value starting at `start`; the text's length when it is cut off. */
+function endOfValue(text: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const char = text[i];
+    if (inString) {
+      if (char === '\\') i++;
+      else if (char === '"') {
+        inString = false;
+        if (depth === 0) return i + 1;
+      }
+    } else if (char === '"') inString = true;
+    else if (char === '{' || char === '[') depth++;
+    else if (char === '}' || char === ']') {
+      if (depth === 0) return i;
+      if (--depth === 0) return i + 1;
+    } else if (depth === 0 && (char === ',' || char === ' ' || char === '\n' || char === '\r' || char === '\t')) return i;
+  }
+  return text.length;
 }
 
 /** Removes secrets from everything recorded: header values, query parameters and JSON bodies. */
@@ -24,26 +52,20 @@ export class Redactor {
   readonly #queryParams: Set<string>;
   readonly #jsonFields: Set<string>;
   readonly #jsonFieldMarkers: string[];
-  readonly #jsonFallback: RegExp | null;
 
   constructor(extra: RedactionRules = { headers: [], queryParams: [], jsonFields: [] }) {
     this.#headers = lowerSet(DEFAULT_REDACTED_HEADERS, extra.headers);
     this.#queryParams = lowerSet(DEFAULT_REDACTED_QUERY_PARAMS, extra.queryParams);
     this.#jsonFields = lowerSet(DEFAULT_REDACTED_JSON_FIELDS, extra.jsonFields);
-    this.#jsonFieldMarkers = [...this.#jsonFields].map((field) => JSON.stringify(field));
-    const alternatives = [...this.#jsonFields].map(escapeRegExp).join('|');
-    // For bodies that do not parse (truncated, or not JSON after all): scalar values of the
-    // named keys, including a string cut off by the truncation.
-    this.#jsonFallback =
-      alternatives === '' ? null : new RegExp(`("(?:${alternatives})"\\s*:\\s*)("(?:[^"\\\\]|\\\\.)*"?|[^,}\\]\\s]*)`, 'gi');
+    // A key spelt with escapes (`pass\u0077ord`) is caught by the full parse, never skipped.
+    this.#jsonFieldMarkers = [...[...this.#jsonFields].map((field) => JSON.stringify(field)), '\\u'];
   }
 
-  isSecretHeader(name: string): boolean {
-    return this.#headers.has(name.toLowerCase());
-  }
-
+  /** A header value as it may be recorded; URLs in Location or Referer lose their secret parameters too. */
   headerValue(name: string, value: string): string {
-    return this.#headers.has(name.toLowerCase()) ? REDACTED : value;
+    const lower = name.toLowerCase();
+    if (this.#headers.has(lower)) return REDACTED;
+    return URL_HEADERS.has(lower) ? this.uri(value) : value;
   }
 
   /** A request target with the values of secret query parameters replaced. */
@@ -83,8 +105,24 @@ export class Redactor {
     try {
       return Buffer.from(JSON.stringify(this.#redactValue(JSON.parse(text))));
     } catch {
-      return Buffer.from(text.replace(this.#jsonFallback as RegExp, `$1"${REDACTED}"`));
+      return Buffer.from(this.#redactUnparsed(text));
     }
+  }
+
+  /** For text that does not parse (a truncated body): every value of a secret key, to its end or the text's. */
+  #redactUnparsed(text: string): string {
+    const key = /"((?:[^"\\]|\\.)*)"\s*:\s*/g;
+    let out = '';
+    let copiedTo = 0;
+    for (let match = key.exec(text); match !== null; match = key.exec(text)) {
+      if (!this.#jsonFields.has(unescapeKey(match[1] as string).toLowerCase())) continue;
+      const valueStart = match.index + match[0].length;
+      const valueEnd = endOfValue(text, valueStart);
+      out += `${text.slice(copiedTo, valueStart)}"${REDACTED}"`;
+      copiedTo = valueEnd;
+      key.lastIndex = valueEnd;
+    }
+    return out + text.slice(copiedTo);
   }
 
   #redactValue(value: unknown): unknown {

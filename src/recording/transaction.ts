@@ -44,6 +44,14 @@ export interface ApiIdentity {
   listenPath: string;
 }
 
+/** Who called, once the gateway authenticates callers; null for anonymous traffic. */
+export interface Consumer {
+  /** Hash of the API key (never the key itself). */
+  keyHash: string;
+  alias: string | null;
+  oauthClientId: string | null;
+}
+
 /** One exchange: leg 0 is client <-> gateway, legs 1..n are gateway <-> back end attempts. */
 export class Leg {
   /** Epoch ms when this exchange began. */
@@ -109,6 +117,7 @@ export class Transaction {
   readonly startMono = performance.now();
   endMono = -1;
   api: ApiIdentity | null = null;
+  consumer: Consumer | null = null;
   /** Endpoint pattern matched (for tracking), as `METHOD /path`, or null. */
   trackedEndpoint: string | null = null;
   method: string;

@@ -54,12 +54,14 @@ export class EventFormatter {
 
   #summary(transaction: Transaction): string {
     const status = transaction.outcome;
-    const api = transaction.api;
+    const { api, consumer } = transaction;
     const duration = ms(transaction.totalMs);
+    const client = consumer === null ? 'null' : str(consumer.alias ?? consumer.keyHash);
+    const app = consumer?.oauthClientId == null ? 'null' : str(consumer.oauthClientId);
     const contexts =
       api === null
         ? '[]'
-        : `[{"service":${str(api.name)},"monitor":true,"client":null,"org":${str(api.orgId)},"app":null,"method":${str(this.#operation(transaction))},"status":"${status}","duration":${duration}}]`;
+        : `[{"service":${str(api.name)},"monitor":true,"client":${client},"org":${str(api.orgId)},"app":${app},"method":${str(this.#operation(transaction))},"status":"${status}","duration":${duration}}]`;
     return (
       `{"path":${str(this.redactor.uri(transaction.path))},"protocol":"${transaction.protocol}","protocolSrc":"${transaction.localPort}"` +
       `,"status":"${status}","serviceContexts":${contexts}` +

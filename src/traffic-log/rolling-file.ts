@@ -31,6 +31,8 @@ export class RollingFile implements LineDestination {
   #size: number;
   #rolled = new Map<string, number>();
   #rolling: Promise<void> = Promise.resolve();
+  /** Lines written since the roll under way, or null when none is. */
+  #held: string[] | null = null;
 
   constructor(
     readonly directory: string,
@@ -56,7 +58,8 @@ export class RollingFile implements LineDestination {
     const bytes = Buffer.byteLength(lines);
     if (this.#size > 0 && this.#size + bytes > this.maxBytes) this.#roll();
     this.#size += bytes;
-    this.#boom.write(lines);
+    if (this.#held !== null) this.#held.push(lines);
+    else this.#boom.write(lines);
   }
 
   #roll(): void {
@@ -65,17 +68,38 @@ export class RollingFile implements LineDestination {
     this.#rolled.set(day, n);
     this.#size = 0;
     const target = join(this.directory, `${this.base}_${day}-${n}.log`);
-    // Lines written while the rename is under way still land whole in the old file; reopen
-    // waits for the write in flight before switching to the fresh file.
+    // Lines written from now on wait in memory until the old file has all it was counted for
+    // and the fresh one is open; sonic-boom alone would put its buffer wherever reopen finds it.
+    const held: string[] = [];
+    this.#held = held;
     this.#rolling = this.#rolling
+      .then(() => this.#flushed())
       .then(() => rename(this.path, target))
+      .then(() => this.#reopen())
       .then(
-        () => {
-          this.#boom.reopen();
-          this.onRolled();
-        },
+        () => this.onRolled(),
         (error: Error) => this.onError(error),
-      );
+      )
+      .then(() => {
+        if (this.#held === held) this.#held = null;
+        for (const lines of held) this.#boom.write(lines);
+      });
+  }
+
+  #flushed(): Promise<void> {
+    return new Promise((resolve, reject) => this.#boom.flush((error) => (error ? reject(error) : resolve())));
+  }
+
+  /** Resolves once the fresh file is open; a failure to open is reported by the error listener. */
+  #reopen(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#boom.off('ready', done).off('error', done);
+        resolve();
+      };
+      this.#boom.once('ready', done).once('error', done);
+      this.#boom.reopen();
+    });
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,231 @@
+import { readdir, readFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { baseConfig, startBackend, type Backend } from '../../test/support/backends.js';
+import { byTransaction, GatewayProcess, Workspace, type LogLine, type TransactionLines } from '../../test/support/gateway-process.js';
+
+let workspace: Workspace;
+let backend: Backend;
+let gateway: GatewayProcess | undefined;
+/** Request bodies as the back end received them, in order. */
+let receivedBodies: string[];
+
+const RESPONSE_BODY = JSON.stringify({
+  ok: true,
+  access_token: 'SECRET-G',
+  profile: { name: 'Rex', card_number: 'SECRET-H' },
+});
+
+const REQUEST_BODY = JSON.stringify({
+  user: 'rex',
+  password: 'SECRET-K',
+  card_number: 'SECRET-L',
+  nested: { deeper: { Password: 'SECRET-M', colour: 'blue' } },
+  cards: [{ card_number: 'SECRET-N', label: 'main' }, 'plain'],
+  note: 'keep me',
+});
+
+const SECRET_HEADERS = {
+  authorization: 'Bearer SECRET-A',
+  cookie: 'sid=SECRET-B',
+  'x-api-key': 'SECRET-C',
+  'x-session-token': 'SECRET-D',
+  'proxy-authorization': 'Basic SECRET-J',
+  'content-type': 'application/json',
+  'x-harmless': 'visible',
+};
+
+const QUERY = '?token=SECRET-E&keep=1&sig=SECRET-I';
+const REDACTED_QUERY = '?token=[REDACTED]&keep=1&sig=[REDACTED]';
+
+function readBody(incoming: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    incoming.setEncoding('utf8');
+    incoming.on('data', (chunk: string) => (text += chunk));
+    incoming.on('end', () => resolve(text));
+  });
+}
+
+beforeEach(async () => {
+  workspace = await Workspace.create();
+  receivedBodies = [];
+  backend = await startBackend((incoming, outgoing) => {
+    void readBody(incoming).then((body) => {
+      receivedBodies.push(body);
+      if (incoming.url?.startsWith('/echo')) {
+        outgoing.writeHead(200, { 'content-type': 'application/json' });
+        outgoing.end(body);
+        return;
+      }
+      outgoing.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'set-cookie': 'session=SECRET-F; HttpOnly' });
+      outgoing.end(RESPONSE_BODY);
+    });
+  });
+});
+
+afterEach(async () => {
+  await gateway?.stop();
+  gateway = undefined;
+  await backend.close();
+  await workspace.remove();
+});
+
+async function startRecordingEverything(overrides: Record<string, any> = {}, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+  const config = baseConfig(workspace, backend.url, {
+    // Secret headers named as tag headers must not leak through the tags either.
+    api: { detailedRecording: 'full', tagHeaders: ['X-Session-Token', 'Authorization'] },
+    analytics: { redact: { headers: ['X-Session-Token'], queryParams: ['sig'], jsonFields: ['card_number'] }, ...overrides },
+    trafficLog: { payloads: { enabled: true } },
+  });
+  gateway = await GatewayProcess.start(await workspace.writeConfig(config), env);
+  return gateway;
+}
+
+/** The login request carrying every kind of secret. */
+async function sendSecrets(gw: GatewayProcess) {
+  const response = await request(`${gw.url}/api/login${QUERY}`, { method: 'POST', headers: SECRET_HEADERS, body: REQUEST_BODY });
+  return { response, body: await response.body.text(), id: response.headers['x-correlation-id'] as string };
+}
+
+/** Every file below `directory` with its bytes. */
+async function allFiles(directory: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(directory, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) {
+      const path = join(entry.parentPath, entry.name);
+      files.set(path, await readFile(path));
+    }
+  }
+  return files;
+}
+
+function expectNoSecret(where: string, bytes: Buffer | string): void {
+  const text = Buffer.isBuffer(bytes) ? bytes.toString('latin1') : bytes;
+  const at = text.indexOf('SECRET');
+  expect(at, `${where} holds ${text.slice(Math.max(at - 40, 0), at + 20)}`).toBe(-1);
+}
+
+async function expectNoSecretInWorkspace(): Promise<Map<string, Buffer>> {
+  const files = await allFiles(workspace.dir);
+  expect(files.size).toBeGreaterThan(1);
+  for (const [path, bytes] of files) expectNoSecret(path, bytes);
+  return files;
+}
+
+async function payloadJson(uri: string): Promise<unknown> {
+  return JSON.parse(await readFile(fileURLToPath(uri), 'utf8')) as unknown;
+}
+
+/** Checks the records of the login transaction: redacted where the secrets were, intact elsewhere. */
+async function expectRedactedRecord(transaction: TransactionLines): Promise<void> {
+  const [client, upstream] = transaction.legs;
+  expect(transaction.summary.path).toBe('/api/login');
+  expect(transaction.summary.tags).toEqual(['x-session-token-[REDACTED]', 'authorization-[REDACTED]']);
+  expect(client!.protocolInfo.http.uri).toBe(`/api/login${REDACTED_QUERY}`);
+  expect(upstream!.protocolInfo.http.uri).toBe(`/login${REDACTED_QUERY}`);
+
+  const received = client!.protocolInfo.recvHeader as string;
+  expect(received.startsWith(`POST /api/login${REDACTED_QUERY} HTTP/1.1\r\n`)).toBe(true);
+  for (const name of ['authorization', 'cookie', 'x-api-key', 'x-session-token', 'proxy-authorization']) {
+    expect(received).toContain(`\r\n${name}: [REDACTED]\r\n`);
+  }
+  expect(received).toContain('\r\nx-harmless: visible\r\n');
+
+  const sent = upstream!.protocolInfo.sentHeader as string;
+  expect(sent.startsWith(`POST /login${REDACTED_QUERY} HTTP/1.1\r\n`)).toBe(true);
+  for (const name of ['authorization', 'cookie', 'x-api-key', 'x-session-token']) expect(sent).toContain(`\r\n${name}: [REDACTED]\r\n`);
+  expect(sent).toContain('\r\nx-harmless: visible\r\n');
+
+  expect(upstream!.protocolInfo.recvHeader).toMatch(/\r\nset-cookie: \[REDACTED\]\r\n/i);
+  expect(client!.protocolInfo.sentHeader).toMatch(/\r\nset-cookie: \[REDACTED\]\r\n/i);
+
+  const redactedRequest = {
+    user: 'rex',
+    password: '[REDACTED]',
+    card_number: '[REDACTED]',
+    nested: { deeper: { Password: '[REDACTED]', colour: 'blue' } },
+    cards: [{ card_number: '[REDACTED]', label: 'main' }, 'plain'],
+    note: 'keep me',
+  };
+  expect(await payloadJson(client!.protocolInfo.recvPayload)).toEqual(redactedRequest);
+  expect(await payloadJson(upstream!.protocolInfo.sentPayload)).toEqual(redactedRequest);
+  const redactedResponse = { ok: true, access_token: '[REDACTED]', profile: { name: 'Rex', card_number: '[REDACTED]' } };
+  expect(await payloadJson(upstream!.protocolInfo.recvPayload)).toEqual(redactedResponse);
+  expect(await payloadJson(client!.protocolInfo.sentPayload)).toEqual(redactedResponse);
+}
+
+function parseLines(text: string): LogLine[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
+describe('redaction of recorded traffic', () => {
+  it('keeps every secret out of every byte of the log and payload files, with [REDACTED] in their place', async () => {
+    const gw = await startRecordingEverything();
+    const { id } = await sendSecrets(gw);
+    expect(await gw.stop()).toBe(0);
+
+    const files = await expectNoSecretInWorkspace();
+    expect([...files.keys()].filter((path) => path.startsWith(workspace.payloadDir))).toHaveLength(4);
+    const transaction = byTransaction(await workspace.logLines()).get(id)!;
+    await expectRedactedRecord(transaction);
+    expectNoSecret('stderr', gw.stderr);
+  });
+
+  it('keeps every secret out of the traffic lines on stdout too', async () => {
+    const gw = await startRecordingEverything({}, { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'stdout' });
+    const { id } = await sendSecrets(gw);
+    expect(await gw.stop()).toBe(0);
+
+    expectNoSecret('stdout', gw.stdout);
+    expectNoSecret('stderr', gw.stderr);
+    await expectNoSecretInWorkspace();
+    const transaction = byTransaction(parseLines(gw.stdout)).get(id)!;
+    await expectRedactedRecord(transaction);
+  });
+
+  it('redacts only the records: the back end gets the real secrets and the client the real response', async () => {
+    const gw = await startRecordingEverything();
+    const { response, body } = await sendSecrets(gw);
+
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['set-cookie']).toBe('session=SECRET-F; HttpOnly');
+    expect(body).toBe(RESPONSE_BODY);
+
+    const seen = backend.seen[0]!;
+    expect(seen.url).toBe(`/login${QUERY}`);
+    expect(seen.headers.authorization).toBe('Bearer SECRET-A');
+    expect(seen.headers.cookie).toBe('sid=SECRET-B');
+    expect(seen.headers['x-api-key']).toBe('SECRET-C');
+    expect(seen.headers['x-session-token']).toBe('SECRET-D');
+    // Proxy-Authorization is hop-by-hop: meant for the gateway, never forwarded.
+    expect(seen.headers['proxy-authorization']).toBeUndefined();
+    expect(receivedBodies).toEqual([REQUEST_BODY]);
+  });
+
+  it('redacts a secret cut in two by maxPayloadBytes, in both directions', async () => {
+    const body = JSON.stringify({ pad: 'x'.repeat(300), items: [{ password: 'SECRET-TRUNCATED-0123456789' }], after: 'never stored' });
+    const cut = body.indexOf('SECRET-TRUNCATED') + 'SECRET-TRU'.length;
+    const gw = await startRecordingEverything({ maxPayloadBytes: cut });
+    const response = await request(`${gw.url}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(await response.body.text()).toBe(body);
+    const id = response.headers['x-correlation-id'] as string;
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [client, upstream] = byTransaction(await workspace.logLines()).get(id)!.legs;
+    expect(client!.protocolInfo.recvPayloadTruncated).toBe(true);
+    expect(upstream!.protocolInfo.recvPayloadTruncated).toBe(true);
+    const expected = `{"pad":"${'x'.repeat(300)}","items":[{"password":"[REDACTED]"`;
+    for (const uri of [client!.protocolInfo.recvPayload, upstream!.protocolInfo.sentPayload, upstream!.protocolInfo.recvPayload, client!.protocolInfo.sentPayload]) {
+      expect(await readFile(fileURLToPath(uri), 'utf8')).toBe(expected);
+    }
+    expect(receivedBodies).toEqual([body]);
+  });
+});
