@@ -7,7 +7,11 @@ import { baseConfig, startDemo, type Backend } from '../../test/support/backends
 import { byTransaction, GatewayProcess, Workspace } from '../../test/support/gateway-process.js';
 
 const MB = 1024 * 1024;
-const UPLOAD_BYTES = 50 * MB;
+const BODY_BYTES = 200 * MB;
+// V8 frees the buffers of chunks that passed lazily: it collects once some tens of MB of
+// external memory have piled up (seen here: 11-55 MB). "Flat" therefore means bounded well
+// below the body size, which buffering would add whole.
+const MAX_GROWTH = 80 * MB;
 
 let workspace: Workspace;
 let backend: Backend;
@@ -64,7 +68,7 @@ function upload(size: number): Readable {
 }
 
 describe('streaming through the gateway', () => {
-  it('streams a 50 MB upload with full recording while the gateway memory stays flat', async () => {
+  it('streams a 200 MB upload with full recording while the gateway memory stays flat', async () => {
     const config = baseConfig(workspace, backend.url, { trafficLog: { payloads: { enabled: true } } });
     gateway = await GatewayProcess.start(await workspace.writeConfig(config));
     for (let i = 0; i < 20; i++) await (await request(`${gateway.url}/api/echo`, { method: 'POST', body: 'warm-up' })).body.text();
@@ -73,43 +77,41 @@ describe('streaming through the gateway', () => {
     const sampler = sampleMemory(gateway.pid);
     const response = await request(`${gateway.url}/api/drain`, {
       method: 'POST',
-      body: upload(UPLOAD_BYTES),
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(UPLOAD_BYTES) },
+      body: upload(BODY_BYTES),
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(BODY_BYTES) },
     });
     const answer = (await response.body.json()) as { received: number };
     const peak = await sampler.stop();
 
-    expect(answer.received).toBe(UPLOAD_BYTES);
-    // Buffering the body would add 50 MB or more; streaming adds the payload cap (1 MB) and
-    // socket buffers.
-    expect(peak - before).toBeLessThan(25 * MB);
+    expect(answer.received).toBe(BODY_BYTES);
+    expect(peak - before).toBeLessThan(MAX_GROWTH);
 
     await gateway.stop();
     const transaction = byTransaction(await workspace.logLines()).get(response.headers['x-correlation-id'] as string)!;
     const [client, upstream] = transaction.legs;
-    expect(client!.protocolInfo.http.bytesReceived).toBe(UPLOAD_BYTES);
-    expect(upstream!.protocolInfo.http.bytesSent).toBe(UPLOAD_BYTES);
+    expect(client!.protocolInfo.http.bytesReceived).toBe(BODY_BYTES);
+    expect(upstream!.protocolInfo.http.bytesSent).toBe(BODY_BYTES);
     expect(client!.protocolInfo.recvPayloadTruncated).toBe(true);
     expect((await readFile(fileURLToPath(client!.protocolInfo.recvPayload))).length).toBe(MB);
   });
 
-  it('streams a 50 MB download with full recording, flat memory, every byte delivered', async () => {
+  it('streams a 200 MB download with full recording, flat memory, every byte delivered', async () => {
     const config = baseConfig(workspace, backend.url, { trafficLog: { payloads: { enabled: true } } });
     gateway = await GatewayProcess.start(await workspace.writeConfig(config));
     for (let i = 0; i < 20; i++) await (await request(`${gateway.url}/api/hello`)).body.text();
     const before = await residentBytes(gateway.pid);
 
     const sampler = sampleMemory(gateway.pid);
-    const response = await request(`${gateway.url}/api/bytes?n=${UPLOAD_BYTES}`);
+    const response = await request(`${gateway.url}/api/bytes?n=${BODY_BYTES}`);
     let received = 0;
     for await (const chunk of response.body) {
       received += (chunk as Buffer).length;
       // A slow reader: the gateway must hold back the back end, not buffer for us.
-      if (received % (8 * MB) < 65_536) await new Promise((resolve) => setTimeout(resolve, 50));
+      if (received % (32 * MB) < 65_536) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const peak = await sampler.stop();
 
-    expect(received).toBe(UPLOAD_BYTES);
-    expect(peak - before).toBeLessThan(25 * MB);
+    expect(received).toBe(BODY_BYTES);
+    expect(peak - before).toBeLessThan(MAX_GROWTH);
   });
 });

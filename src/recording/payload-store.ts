@@ -1,7 +1,7 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { PayloadCapture } from './payload-capture.js';
+import type { PayloadCapture, SettledPayload } from './payload-capture.js';
+import { PayloadWriter, type FileJob } from './payload-writer.js';
 import type { Redactor } from './redactor.js';
 import type { Leg, Transaction } from './transaction.js';
 
@@ -20,16 +20,18 @@ export function payloadFolder(epochMs: number): string {
 interface Placement {
   leg: Leg;
   direction: Direction;
+  path: string;
 }
 
 /**
  * Writes the recorded bodies of a finished transaction to
  * `<directory>/<YYYY-MM-DD>/<HH.mm>/<correlationId>-<leg>-<sent|received>` and links each leg to
- * its files. A body that passed through the gateway unchanged (request: leg 0 received, last leg
- * sent) is captured once and stored under each name.
+ * its files. A body that passed through the gateway unchanged (the request: leg 0 received and
+ * the last leg sent; the response likewise) is captured once and stored under each name.
  */
 export class PayloadStore {
   readonly directory: string;
+  readonly #writer = new PayloadWriter();
 
   constructor(
     directory: string,
@@ -47,9 +49,10 @@ export class PayloadStore {
     const placements = new Map<PayloadCapture, Placement[]>();
     const place = (capture: PayloadCapture | null, leg: Leg, direction: Direction): void => {
       if (capture === null || capture.seen === 0) return;
+      const placement = { leg, direction, path: this.pathFor(transaction, leg.index, direction) };
       const list = placements.get(capture);
-      if (list === undefined) placements.set(capture, [{ leg, direction }]);
-      else list.push({ leg, direction });
+      if (list === undefined) placements.set(capture, [placement]);
+      else list.push(placement);
     };
     for (const leg of transaction.legs) {
       place(leg.recvCapture, leg, 'received');
@@ -60,29 +63,53 @@ export class PayloadStore {
       await Promise.all([...placements.keys()].map((capture) => capture.discard()));
       return;
     }
-    // Not cached: the disk quota may have removed the folder since the last transaction.
-    await mkdir(join(this.directory, payloadFolder(transaction.startedAt)), { recursive: true });
-    await Promise.all([...placements].map(([capture, where]) => this.#write(transaction, capture, where)));
+    const jobs: FileJob[] = [];
+    /** Each placement with the index of the job that creates its file; -1: the file exists already. */
+    const files: [Placement, number][] = [];
+    for (const [capture, where] of placements) {
+      let settled: SettledPayload;
+      try {
+        settled = await capture.settle();
+      } catch (error) {
+        this.onError(error as Error);
+        continue;
+      }
+      let first: string;
+      if (settled.file === null) {
+        let body = settled.chunks.length === 1 ? (settled.chunks[0] as Buffer) : Buffer.concat(settled.chunks);
+        if (this.redactor.appliesToBody(capture.contentType)) body = this.redactor.jsonBody(body);
+        first = (where[0] as Placement).path;
+        files.push([where[0] as Placement, jobs.push({ path: first, data: body, sameAs: null }) - 1]);
+      } else {
+        first = settled.file;
+      }
+      for (const placement of where) {
+        if (placement.path === first) {
+          if (settled.file !== null) files.push([placement, -1]);
+        } else {
+          files.push([placement, jobs.push({ path: placement.path, data: null, sameAs: first }) - 1]);
+        }
+      }
+    }
+    let errors: (string | null)[];
+    try {
+      errors = await this.#writer.write(jobs);
+    } catch (error) {
+      return this.onError(error as Error);
+    }
+    for (const [placement, job] of files) {
+      const error = job === -1 ? null : errors[job];
+      if (error != null) {
+        this.onError(new Error(error));
+        continue;
+      }
+      const uri = pathToFileURL(placement.path).href;
+      if (placement.direction === 'received') placement.leg.recvPayload = uri;
+      else placement.leg.sentPayload = uri;
+    }
   }
 
-  async #write(transaction: Transaction, capture: PayloadCapture, placements: Placement[]): Promise<void> {
-    try {
-      const settled = await capture.settle();
-      let body: Buffer | null = null;
-      if (settled.file === null) {
-        body = settled.chunks.length === 1 ? (settled.chunks[0] as Buffer) : Buffer.concat(settled.chunks);
-        if (this.redactor.appliesToBody(capture.contentType)) body = this.redactor.jsonBody(body);
-      }
-      for (const { leg, direction } of placements) {
-        const path = this.pathFor(transaction, leg.index, direction);
-        if (body !== null) await writeFile(path, body);
-        else if (path !== settled.file) await copyFile(settled.file as string, path);
-        const uri = pathToFileURL(path).href;
-        if (direction === 'received') leg.recvPayload = uri;
-        else leg.sentPayload = uri;
-      }
-    } catch (error) {
-      this.onError(error as Error);
-    }
+  close(): Promise<void> {
+    return this.#writer.close();
   }
 }

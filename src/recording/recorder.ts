@@ -110,6 +110,7 @@ export class Recorder {
   async close(): Promise<void> {
     this.#flush();
     await Promise.all(this.#storing);
+    await this.#payloadStore?.close();
     await Promise.all(this.#consumers.map((consumer) => consumer.close()));
   }
 }

@@ -28,12 +28,19 @@ async function entries(directory: string): Promise<Dirent[]> {
   }
 }
 
-async function folderBytes(folder: string): Promise<number> {
+/** Bytes below a folder; a body stored under two names (hard links) counts once. */
+async function folderBytes(folder: string, seen = new Set<number>()): Promise<number> {
   let total = 0;
   for (const entry of await entries(folder)) {
     const path = join(folder, entry.name);
-    if (entry.isDirectory()) total += await folderBytes(path);
-    else total += await stat(path).then((s) => s.size, () => 0);
+    if (entry.isDirectory()) {
+      total += await folderBytes(path, seen);
+      continue;
+    }
+    const info = await stat(path).catch(() => null);
+    if (info === null || seen.has(info.ino)) continue;
+    seen.add(info.ino);
+    total += info.size;
   }
   return total;
 }

@@ -10,9 +10,16 @@ const { SonicBoom } = sonicBoom;
 // gateway when each write waits for a turn of a loaded event loop, and the backlog grows.
 const MAX_WRITE_BYTES = 1024 * 1024;
 
+type Boom = InstanceType<typeof SonicBoom>;
+
+/** sonic-boom's type definitions know only its text mode; in buffer mode it takes bytes. */
+function writeBytes(boom: Boom, lines: Buffer): void {
+  boom.write(lines as unknown as string);
+}
+
 export interface LineDestination {
-  /** Appends whole lines; never blocks on the disk. */
-  write(lines: string): void;
+  /** Appends whole lines (UTF-8); never blocks on the disk. */
+  write(lines: Buffer): void;
   /** Writes out everything buffered and closes. */
   close(): Promise<void>;
 }
@@ -27,12 +34,12 @@ function today(): string {
  */
 export class RollingFile implements LineDestination {
   readonly path: string;
-  #boom: InstanceType<typeof SonicBoom>;
+  #boom: Boom;
   #size: number;
   #rolled = new Map<string, number>();
   #rolling: Promise<void> = Promise.resolve();
   /** Lines written since the roll under way, or null when none is. */
-  #held: string[] | null = null;
+  #held: Buffer[] | null = null;
 
   constructor(
     readonly directory: string,
@@ -50,16 +57,16 @@ export class RollingFile implements LineDestination {
       const match = rolledName.exec(name);
       if (match) this.#rolled.set(match[1] as string, Math.max(this.#rolled.get(match[1] as string) ?? 0, Number(match[2])));
     }
-    this.#boom = new SonicBoom({ dest: this.path, append: true, sync: false, maxWrite: MAX_WRITE_BYTES });
+    this.#boom = new SonicBoom({ dest: this.path, append: true, sync: false, maxWrite: MAX_WRITE_BYTES, contentMode: 'buffer' });
     this.#boom.on('error', onError);
   }
 
-  write(lines: string): void {
-    const bytes = Buffer.byteLength(lines);
+  write(lines: Buffer): void {
+    const bytes = lines.length;
     if (this.#size > 0 && this.#size + bytes > this.maxBytes) this.#roll();
     this.#size += bytes;
     if (this.#held !== null) this.#held.push(lines);
-    else this.#boom.write(lines);
+    else writeBytes(this.#boom, lines);
   }
 
   #roll(): void {
@@ -70,7 +77,7 @@ export class RollingFile implements LineDestination {
     const target = join(this.directory, `${this.base}_${day}-${n}.log`);
     // Lines written from now on wait in memory until the old file has all it was counted for
     // and the fresh one is open; sonic-boom alone would put its buffer wherever reopen finds it.
-    const held: string[] = [];
+    const held: Buffer[] = [];
     this.#held = held;
     this.#rolling = this.#rolling
       .then(() => this.#flushed())
@@ -82,7 +89,7 @@ export class RollingFile implements LineDestination {
       )
       .then(() => {
         if (this.#held === held) this.#held = null;
-        for (const lines of held) this.#boom.write(lines);
+        for (const lines of held) writeBytes(this.#boom, lines);
       });
   }
 
@@ -121,10 +128,10 @@ function sizeOf(path: string): number {
 
 /** The same lines on standard output (`trafficLog.output: stdout`). */
 export class StdoutLines implements LineDestination {
-  #boom = new SonicBoom({ fd: 1, sync: false, maxWrite: MAX_WRITE_BYTES });
+  #boom = new SonicBoom({ fd: 1, sync: false, maxWrite: MAX_WRITE_BYTES, contentMode: 'buffer' });
 
-  write(lines: string): void {
-    this.#boom.write(lines);
+  write(lines: Buffer): void {
+    writeBytes(this.#boom, lines);
   }
 
   close(): Promise<void> {
