@@ -59,13 +59,15 @@ function minuteFolderTime(day: string, minute: string): number {
 export class DiskQuota {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
+  /** Sizes of payload minute folders old enough that nothing is written to them any more. */
+  #settledFolders = new Map<string, number>();
 
   constructor(readonly options: DiskQuotaOptions) {}
 
   start(intervalMs: number): void {
-    this.#timer = setInterval(() => void this.enforce(), intervalMs);
+    this.#timer = setInterval(() => void this.enforce(true), intervalMs);
     this.#timer.unref();
-    void this.enforce();
+    void this.enforce(true);
   }
 
   stop(): Promise<void> {
@@ -74,9 +76,13 @@ export class DiskQuota {
     return this.#running ?? Promise.resolve();
   }
 
-  /** One check; concurrent calls share the one in progress. */
-  enforce(): Promise<void> {
-    this.#running ??= this.#enforce()
+  /**
+   * One check; concurrent calls share the one in progress. Without `countRecent` (the check after
+   * a roll, which may come every few seconds) the payload folders of the last minutes, still being
+   * written, are not walked: they are counted at the next interval check.
+   */
+  enforce(countRecent = false): Promise<void> {
+    this.#running ??= this.#enforce(countRecent)
       .catch((error: Error) => this.options.onError(error))
       .finally(() => {
         this.#running = null;
@@ -84,19 +90,20 @@ export class DiskQuota {
     return this.#running;
   }
 
-  async #enforce(): Promise<void> {
+  async #enforce(countRecent: boolean): Promise<void> {
     const { maxBytes } = this.options;
-    const candidates = await this.#candidates();
+    const candidates = await this.#candidates(countRecent);
     let total = candidates.total;
     const removable = candidates.removable.sort((a, b) => a.age - b.age);
     for (const item of removable) {
       if (total <= maxBytes) break;
       await rm(item.path, { recursive: true, force: true });
+      this.#settledFolders.delete(item.path);
       total -= item.bytes;
     }
   }
 
-  async #candidates(): Promise<{ total: number; removable: Removable[] }> {
+  async #candidates(countRecent: boolean): Promise<{ total: number; removable: Removable[] }> {
     const { logDirectory, isLogFile, isCurrentFile, payloadDirectory } = this.options;
     const removable: Removable[] = [];
     let total = 0;
@@ -110,15 +117,23 @@ export class DiskQuota {
     }
     if (payloadDirectory !== null) {
       const currentMinute = Math.floor(Date.now() / 60_000) * 60_000;
+      // A transaction that began in a minute may store its bodies a little later.
+      const settledBefore = currentMinute - 2 * 60_000;
       for (const day of await entries(payloadDirectory)) {
         if (!day.isDirectory()) continue;
         const dayPath = join(payloadDirectory, day.name);
         const minutes = await entries(dayPath);
         for (const minute of minutes) {
           const path = join(dayPath, minute.name);
-          const bytes = await folderBytes(path);
-          total += bytes;
           const age = minuteFolderTime(day.name, minute.name);
+          const settled = !Number.isNaN(age) && age < settledBefore;
+          if (!settled && !countRecent) continue;
+          let bytes = settled ? this.#settledFolders.get(path) : undefined;
+          if (bytes === undefined) {
+            bytes = await folderBytes(path);
+            if (settled) this.#settledFolders.set(path, bytes);
+          }
+          total += bytes;
           if (!Number.isNaN(age) && age < currentMinute) removable.push({ path, age, bytes });
         }
         // An emptied day folder goes with its last minute.

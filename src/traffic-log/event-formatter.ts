@@ -39,20 +39,19 @@ export class EventFormatter {
 
   format(transaction: Transaction): string {
     const head = `,"correlationId":"${transaction.id}"${this.#processInfo}`;
-    let out = `{"timestamp":${transaction.startedAt}${head},"transactionSummary":${this.#summary(transaction)}}\n`;
+    const operation = str(`${transaction.method} ${transaction.normalisedPath}`);
+    let out = `{"timestamp":${transaction.startedAt}${head},"transactionSummary":${this.#summary(transaction, operation)}}\n`;
+    // Shared by every element of the transaction.
+    const common = `,"serviceName":${transaction.api === null ? 'null' : str(transaction.api.name)},"operation":${operation}`;
     const withHeaders = transaction.recordsHeaders;
     for (const leg of transaction.legs) {
-      out += `{"timestamp":${leg.startedAt}${head},"transactionElement":${this.#element(transaction, leg, withHeaders)}}\n`;
+      out += `{"timestamp":${leg.startedAt}${head},"transactionElement":${this.#element(leg, common, withHeaders)}}\n`;
     }
     out += `{"timestamp":${transaction.startedAt}${head},"circuitPath":${this.#circuitPath(transaction)}}\n`;
     return out;
   }
 
-  #operation(transaction: Transaction): string {
-    return `${transaction.method} ${transaction.normalisedPath}`;
-  }
-
-  #summary(transaction: Transaction): string {
+  #summary(transaction: Transaction, operation: string): string {
     const status = transaction.outcome;
     const { api, consumer } = transaction;
     const duration = ms(transaction.totalMs);
@@ -61,7 +60,7 @@ export class EventFormatter {
     const contexts =
       api === null
         ? '[]'
-        : `[{"service":${str(api.name)},"monitor":true,"client":${client},"org":${str(api.orgId)},"app":${app},"method":${str(this.#operation(transaction))},"status":"${status}","duration":${duration}}]`;
+        : `[{"service":${str(api.name)},"monitor":true,"client":${client},"org":${str(api.orgId)},"app":${app},"method":${operation},"status":"${status}","duration":${duration}}]`;
     return (
       `{"path":${str(this.redactor.uri(transaction.path))},"protocol":"${transaction.protocol}","protocolSrc":"${transaction.localPort}"` +
       `,"status":"${status}","serviceContexts":${contexts}` +
@@ -76,8 +75,7 @@ export class EventFormatter {
     );
   }
 
-  #element(transaction: Transaction, leg: Leg, withHeaders: boolean): string {
-    const serviceName = transaction.api === null ? 'null' : str(transaction.api.name);
+  #element(leg: Leg, common: string, withHeaders: boolean): string {
     const http =
       `{"uri":${str(this.redactor.uri(leg.uri))},"status":${leg.status},"statusText":${str(leg.statusText)},"method":${str(leg.method)}` +
       `,"vhost":${str(leg.vhost)},"wafStatus":0,"bytesSent":${leg.bytesSent},"bytesReceived":${leg.bytesReceived}` +
@@ -92,7 +90,7 @@ export class EventFormatter {
       `,"sentPayloadTruncated":${leg.sentPayload !== null && leg.sentCapture?.truncated === true}` +
       `,"http":${http}}`;
     return (
-      `{"leg":${leg.index},"duration":${ms(leg.durationMs)},"serviceName":${serviceName},"operation":${str(this.#operation(transaction))}` +
+      `{"leg":${leg.index},"duration":${ms(leg.durationMs)}${common}` +
       `,"finalStatus":${leg.finalStatus === null ? 'null' : `"${leg.finalStatus}"`},"protocolInfo":${protocolInfo}` +
       `,"timeToHeaders":${leg.headersMs < 0 ? 'null' : precise(leg.headersMs)},"timeToLastByte":${leg.lastByteMs < 0 ? 'null' : precise(leg.lastByteMs)}` +
       `,"error":${leg.error === null ? 'null' : str(leg.error)}}`
