@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export interface FileTally {
+interface FileTally {
   files: number;
   lines: number;
   bytes: number;

@@ -1,12 +1,11 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import autocannon from 'autocannon';
-import { findExecutable } from './processes.js';
+import { findExecutable, runCommand } from './processes.js';
 
-export const CONNECTIONS = 50;
+const CONNECTIONS = 50;
 
 /** 'get' asks GET /hello; 'post' sends POST_BODY to /echo. */
 export type Scenario = 'get' | 'post';
@@ -69,8 +68,7 @@ async function createWrk(binary: string, scratchDir: string): Promise<LoadTool> 
       const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency'];
       if (scenario === 'post') args.push('-s', script);
       args.push(scenarioUrl(baseUrl, scenario));
-      const { stdout } = await promisify(execFile)(binary, args);
-      return parseWrkOutput(stdout);
+      return parseWrkOutput(await runCommand([binary, ...args]));
     },
   };
 }
@@ -78,7 +76,7 @@ async function createWrk(binary: string, scratchDir: string): Promise<LoadTool> 
 function createAutocannon(): LoadTool {
   const { version } = createRequire(import.meta.url)('autocannon/package.json') as { version: string };
   return {
-    description: `autocannon ${version} (in-process), ${CONNECTIONS} connections`,
+    description: `autocannon ${version} (in-process, latencies in whole ms), ${CONNECTIONS} connections`,
     async run(baseUrl, scenario, seconds) {
       const result = await autocannon({
         url: scenarioUrl(baseUrl, scenario),

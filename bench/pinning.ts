@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { findExecutable } from './processes.js';
 
 export interface Pinning {
@@ -12,8 +11,7 @@ export interface Pinning {
  * Keeps the load generator off the cores the servers use. The harness itself moves to the load core,
  * so wrk (a child) inherits it and autocannon (in-process) runs there.
  */
-export function setUpPinning(): Pinning {
-  const cores = availableParallelism();
+export function setUpPinning(cores: number): Pinning {
   const unpinned = (why: string): Pinning => ({ description: `unpinned (${why})`, server: (argv) => argv });
   if (cores < 2) return unpinned(`only ${cores} core`);
   const taskset = findExecutable('taskset');

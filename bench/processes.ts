@@ -41,7 +41,7 @@ function hasExited(child: ChildProcess): boolean {
 }
 
 /** Synchronous, so it also works from an 'exit' handler. */
-export function killAllServers(): void {
+export function killAllChildren(): void {
   for (const child of running) signalGroup(child, 'SIGKILL');
   running.clear();
 }
@@ -82,6 +82,25 @@ function portAccepts(port: number): Promise<boolean> {
   });
 }
 
+/** Runs a command to completion and returns its stdout; like the servers, it is killed if the harness quits. */
+export async function runCommand(argv: string[]): Promise<string> {
+  const [command, ...args] = argv;
+  if (command === undefined) throw new Error('empty command');
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  running.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  try {
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    if (code !== 0) throw new Error(`${command} failed (${code ?? signal}): ${stderr.trim() || stdout.trim()}`);
+    return stdout;
+  } finally {
+    running.delete(child);
+  }
+}
+
 export async function startServer(spec: ServerSpec): Promise<RunningServer> {
   const [command, ...args] = spec.argv;
   if (command === undefined) throw new Error(`${spec.name}: empty command`);
@@ -105,8 +124,13 @@ export async function startServer(spec: ServerSpec): Promise<RunningServer> {
   let spawnError: Error | undefined;
   child.once('error', (error) => (spawnError = error));
 
-  const describe = (problem: string): Error =>
-    new Error(`${spec.name} ${problem}${output.trim() === '' ? '' : `; its output:\n${output.trim()}`}`);
+  // The first line names the problem and the child's last words; the rest is the tail of its output.
+  const describe = (problem: string): Error => {
+    const tail = output.trim();
+    const lastLine = tail.split('\n').at(-1) ?? '';
+    const details = tail === '' ? '' : tail.includes('\n') ? `: ${lastLine}\n${tail}` : `: ${tail}`;
+    return new Error(`${spec.name} ${problem}${details}`);
+  };
   const stop = async (): Promise<void> => {
     if (!hasExited(child) && spawnError === undefined) {
       const exited = once(child, 'exit');

@@ -43,9 +43,9 @@ function table(header: string[], lines: string[][]): string {
 function resultsTable(rows: Row[], summaries: Map<TargetId, Summary>): string {
   const bare = { get: summaries.get('bare-get'), post: summaries.get('bare-post') };
   const nginx = summaries.get('nginx');
-  const lines = rows.map(({ target, error }) => {
+  const lines = rows.map(({ target }) => {
     const summary = summaries.get(target.id);
-    if (summary === undefined) return [target.name, `FAILED: ${error?.split('\n')[0] ?? 'no result'}`];
+    if (summary === undefined) return [target.name, 'FAILED', '-', '-', '-', '-', '-'];
     const baseline = bare[target.scenario];
     return [
       target.name,
@@ -93,13 +93,17 @@ export function formatReport(rows: Row[]): string {
     const verdict = measured === undefined ? 'n/a (a row it needs is missing)' : `${ratio(measured)}  ${met(measured) ? 'met' : 'NOT met'}`;
     return `  ${label.padEnd(42)} ${verdict}`;
   });
-  const failed = rows.some((row) => (summaries.get(row.target.id)?.failures ?? 0) > 0);
+  const failedRequests = rows.some((row) => (summaries.get(row.target.id)?.failures ?? 0) > 0);
+  const failedTargets = rows
+    .filter((row) => row.error !== undefined)
+    .map((row) => `  ${row.target.name}: ${row.error?.split('\n')[0]}`);
   return [
     resultsTable(rows, summaries),
     '',
     'req/s, p50 and p99 are medians over the rounds; "failed" counts non-2xx/3xx answers and socket errors over all rounds.',
     'GET rows compare with the bare proxy on GET, POST rows with the bare proxy on the same POST load.',
-    ...(failed ? ['WARNING: some requests failed; the numbers of those rows are suspect.'] : []),
+    ...(failedRequests ? ['WARNING: some requests failed; the numbers of those rows are suspect.'] : []),
+    ...(failedTargets.length > 0 ? ['', 'Not measured:', ...failedTargets] : []),
     '',
     'Goals:',
     ...goalLines,

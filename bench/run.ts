@@ -5,7 +5,7 @@ import { arch, availableParallelism, cpus, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLoadTool, type LoadResult, type LoadTool } from './load.js';
 import { setUpPinning } from './pinning.js';
-import { findExecutable, freePort, killAllServers, startServer } from './processes.js';
+import { findExecutable, freePort, killAllChildren, startServer } from './processes.js';
 import { formatReport, type Row } from './report.js';
 import { benchTargets, type Target } from './targets.js';
 import { assertTollgateBuilt, demoBackendArgv } from './tollgate.js';
@@ -51,16 +51,18 @@ async function main(): Promise<void> {
 
   const scratch = await mkdtemp(join(tmpdir(), 'tollgate-bench-'));
   process.on('exit', () => {
-    killAllServers();
+    killAllChildren();
     rmSync(scratch, { recursive: true, force: true });
   });
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(signal, () => process.exit(code));
 
-  const pinning = setUpPinning();
+  // Read before pinning: afterwards this process only sees the load core.
+  const cores = availableParallelism();
+  const pinning = setUpPinning(cores);
   const tool = await createLoadTool(process.env.BENCH_TOOL || undefined, scratch);
   const nginxBinary = findExecutable('nginx');
   console.log('Tollgate benchmark');
-  console.log(`  machine: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${platform()} ${arch()}, Node ${process.version}`);
+  console.log(`  machine: ${cores} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${platform()} ${arch()}, Node ${process.version}`);
   console.log(`  load:    ${tool.description}; ${WARMUP_SECONDS} s warm-up + ${seconds} s measured per run, ${rounds} round(s) interleaved across targets`);
   console.log(`  pinning: ${pinning.description}`);
   console.log(`  nginx:   ${nginxBinary === undefined ? 'not installed, row skipped' : `${nginxBinary} (${nginxVersion(nginxBinary)})`}`);

@@ -48,20 +48,22 @@ function benchScript(name: string, script: string, setup: TargetSetup): (dir: st
   };
 }
 
-function tollgate(mode: 'off' | 'on' | 'payloads', setup: TargetSetup): (dir: string) => Promise<RunningServer> {
-  const env: Record<'off' | 'on' | 'payloads', NodeJS.ProcessEnv> = {
-    off: { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'none' },
-    on: {},
-    payloads: { TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'true' },
+function tollgate(mode: 'log off' | 'log on' | 'payloads on', setup: TargetSetup): (dir: string) => Promise<RunningServer> {
+  // Every mode sets both variables, so overrides in the caller's environment cannot leak in.
+  const env: Record<typeof mode, NodeJS.ProcessEnv> = {
+    'log off': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'none', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
+    'log on': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
+    'payloads on': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'true' },
   };
   return async (dir) => {
     const port = await freePort();
     return startServer({
-      name: `Tollgate (log ${mode})`,
+      name: `Tollgate (${mode})`,
       argv: setup.pinning.server(await gatewayArgv(dir, port, setup.backend.url)),
       port,
       env: env[mode],
-      readyText: `tollgate listening on http://127.0.0.1:${port}`,
+      // Matches "tollgate: listening on ..." as well as "tollgate listening on ...".
+      readyText: `listening on http://127.0.0.1:${port}`,
     });
   };
 }
@@ -69,7 +71,7 @@ function tollgate(mode: 'off' | 'on' | 'payloads', setup: TargetSetup): (dir: st
 async function describeTrafficLog(dir: string): Promise<string> {
   const log = await tally(join(dir, TRAFFIC_LOG_DIR), '.log');
   const warning = log.lines === 0 ? ' -- WARNING: nothing was logged' : '';
-  return `traffic log: ${log.lines} lines, ${(log.bytes / MB).toFixed(1)} MB in ${log.files} file(s)${warning}`;
+  return `traffic log incl. warm-up: ${log.lines} lines, ${(log.bytes / MB).toFixed(1)} MB in ${log.files} file(s)${warning}`;
 }
 
 /** The rows of the benchmark, in the order they are run and printed. */
@@ -83,8 +85,8 @@ export function benchTargets(setup: TargetSetup): Target[] {
     },
     { id: 'bare-get', name: 'bare undici proxy', scenario: 'get', start: benchScript('bare proxy', 'bench/bare-proxy.ts', setup) },
     { id: 'peer', name: 'Node peer (fastify + reply-from)', scenario: 'get', start: benchScript('node peer', 'bench/node-peer.ts', setup) },
-    { id: 'tollgate-off', name: 'Tollgate, log off', scenario: 'get', start: tollgate('off', setup) },
-    { id: 'tollgate-on', name: 'Tollgate, log on', scenario: 'get', start: tollgate('on', setup), describeOutput: describeTrafficLog },
+    { id: 'tollgate-off', name: 'Tollgate, log off', scenario: 'get', start: tollgate('log off', setup) },
+    { id: 'tollgate-on', name: 'Tollgate, log on', scenario: 'get', start: tollgate('log on', setup), describeOutput: describeTrafficLog },
   ];
   const nginxBinary = setup.nginxBinary;
   if (nginxBinary !== undefined) {
@@ -96,7 +98,7 @@ export function benchTargets(setup: TargetSetup): Target[] {
         const port = await freePort();
         return startServer({ name: 'nginx', argv: setup.pinning.server(await nginxCommand(nginxBinary, dir, port, setup.backendPort)), port });
       },
-      describeOutput: async (dir) => `access log: ${(await tally(dir, NGINX_ACCESS_LOG)).lines} lines`,
+      describeOutput: async (dir) => `access log incl. warm-up: ${(await tally(dir, NGINX_ACCESS_LOG)).lines} lines`,
     });
   }
   targets.push(
@@ -105,7 +107,7 @@ export function benchTargets(setup: TargetSetup): Target[] {
       id: 'tollgate-payloads',
       name: 'Tollgate, payloads on, 1 KB POST',
       scenario: 'post',
-      start: tollgate('payloads', setup),
+      start: tollgate('payloads on', setup),
       describeOutput: async (dir) => `${await describeTrafficLog(dir)}; payload files: ${await countFiles(join(dir, PAYLOAD_DIR))}`,
     },
   );

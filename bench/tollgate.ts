@@ -2,7 +2,7 @@ import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 
-export const TOLLGATE_BIN = 'bin/tollgate';
+const TOLLGATE_BIN = 'bin/tollgate';
 export const TRAFFIC_LOG_DIR = 'logs';
 export const PAYLOAD_DIR = 'payloads';
 
