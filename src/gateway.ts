@@ -11,9 +11,13 @@ import { createUpgradeHandler } from './proxy/websocket.js';
 import { PayloadStore } from './recording/payload-store.js';
 import { Recorder } from './recording/recorder.js';
 import { Redactor } from './recording/redactor.js';
+import type { Transaction } from './recording/transaction.js';
 import { EventFormatter } from './traffic-log/event-formatter.js';
 import { openTrafficLog } from './traffic-log/traffic-log.js';
 import { VERSION } from './version.js';
+
+/** How long cut requests get to finish and be recorded at shutdown. */
+const CUT_SETTLE_MS = 2_000;
 
 export interface GatewayOptions {
   /** Overrides `gateway.instance` (workers are `<instance>-<n>`). */
@@ -30,16 +34,21 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+/** Requests in flight, each with a way to cut it, so shutdown can wait for them or end them. */
 class InFlight {
-  count = 0;
+  readonly #cuts = new Map<Transaction, () => void>();
   #idle: (() => void) | null = null;
 
-  enter(): void {
-    this.count++;
+  get count(): number {
+    return this.#cuts.size;
   }
 
-  leave(): void {
-    if (--this.count === 0 && this.#idle !== null) this.#idle();
+  enter(transaction: Transaction, cut: () => void): void {
+    this.#cuts.set(transaction, cut);
+  }
+
+  leave(transaction: Transaction): void {
+    if (this.#cuts.delete(transaction) && this.#cuts.size === 0 && this.#idle !== null) this.#idle();
   }
 
   idle(timeoutMs: number): Promise<boolean> {
@@ -51,6 +60,14 @@ class InFlight {
         resolve(true);
       };
     });
+  }
+
+  /** Ends every request still in flight, recorded as cut by the shutdown. */
+  cutAll(): void {
+    for (const [transaction, cut] of this.#cuts) {
+      transaction.fail('gateway-shutdown', 'the gateway shut down before the exchange completed');
+      cut();
+    }
   }
 }
 
@@ -143,7 +160,13 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const drained = await inFlight.idle(gateway.shutdownTimeoutMs);
-        if (!drained) options.notify(`shutdown: ${inFlight.count} request(s) still in flight after ${gateway.shutdownTimeoutMs} ms, closing them`);
+        if (!drained) {
+          options.notify(`shutdown: ${inFlight.count} request(s) still in flight after ${gateway.shutdownTimeoutMs} ms, closing them`);
+          inFlight.cutAll();
+          // A cut exchange is finished by its sockets' close events: wait for them, so it is
+          // recorded before the traffic log closes.
+          await inFlight.idle(CUT_SETTLE_MS);
+        }
         server.closeAllConnections();
         await closed;
         await recorder.close();

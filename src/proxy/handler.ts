@@ -11,8 +11,8 @@ export interface ProxyContext {
   route: (path: string) => RouteMatch | null;
   recorder: Recorder;
   protocol: Protocol;
-  /** Counts requests in flight so shutdown can wait for them. */
-  inFlight: { enter(): void; leave(): void };
+  /** Requests in flight, so shutdown can wait for them or cut them. */
+  inFlight: { enter(transaction: Transaction, cut: () => void): void; leave(transaction: Transaction): void };
 }
 
 /** Fills the client side of a new transaction (leg 0) from the incoming request. */
@@ -43,8 +43,8 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
   const { recorder, protocol, inFlight } = context;
 
   return function handleRequest(request, response) {
-    inFlight.enter();
     const transaction = beginTransaction(request, protocol);
+    inFlight.enter(transaction, () => response.destroy());
     const routeStart = performance.now();
     const match = context.route(transaction.path);
 
@@ -61,7 +61,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
         const client = transaction.clientLeg;
         client.lastByteMs = transaction.endMono - client.startMono;
         client.finalStatus = response.writableFinished ? 'Fail' : 'Error';
-        inFlight.leave();
+        inFlight.leave(transaction);
         if (tracked) recorder.finish(transaction);
       });
       sendGatewayError(response, transaction, 404, `no API listens on ${transaction.path}`, capture);
@@ -106,7 +106,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
       onDone: (done) => {
         const failed = done.failure !== null;
         done.step('upstream', 'proxy', upstreamStart, failed ? 'Error' : done.status >= 500 ? 'Fail' : 'Pass', done.failureMessage);
-        inFlight.leave();
+        inFlight.leave(done);
         if (tracked) recorder.finish(done);
       },
     });

@@ -33,8 +33,6 @@ export interface ForwardedFor {
   protocol: string;
   host: string;
   correlationId: string;
-  /** Keep Upgrade/Connection (a WebSocket handshake). */
-  upgrade?: boolean;
 }
 
 /** The client's headers as a flat name/value list for the back end, with forwarding headers added. */
@@ -50,7 +48,8 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
       continue;
     }
     if (REPLACED_UPSTREAM.has(lower) || named?.has(lower)) continue;
-    if (HOP_BY_HOP.has(lower) && !(forwarded.upgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
+    // A WebSocket handshake too: undici sets Upgrade and Connection for the back end itself.
+    if (HOP_BY_HOP.has(lower)) continue;
     out.push(name, raw[i + 1] as string);
   }
   out.push(

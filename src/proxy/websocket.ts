@@ -23,8 +23,12 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
   return function handleUpgrade(request, duplex, head) {
     // Node hands every HTTP upgrade the connection's socket.
     const socket = duplex as Socket;
-    inFlight.enter();
     const transaction = beginTransaction(request, protocol);
+    const cancelUpgrade = new AbortController();
+    inFlight.enter(transaction, () => {
+      cancelUpgrade.abort();
+      socket.destroy();
+    });
     transaction.upgraded = true;
     const client = transaction.clientLeg;
     const match = context.route(transaction.path);
@@ -37,7 +41,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
       client.lastByteMs = transaction.endMono - client.startMono;
       client.finalStatus ??= transaction.failure === null ? 'Pass' : 'Error';
       client.bytesReceived = socket.bytesRead;
-      inFlight.leave();
+      inFlight.leave(transaction);
       if (tracked) recorder.finish(transaction);
     };
     const refuse = (status: number, statusText: string, message: string): void => {
@@ -91,7 +95,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
         method: request.method ?? 'GET',
         headers,
         protocol: request.headers.upgrade ?? 'websocket',
-        signal: AbortSignal.timeout(route.timeouts.responseHeadersMs),
+        signal: AbortSignal.any([AbortSignal.timeout(route.timeouts.responseHeadersMs), cancelUpgrade.signal]),
       })
       .then(({ headers: answer, socket: duplexUpstream }) => {
         const upstream = duplexUpstream as Socket;
@@ -108,7 +112,10 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
         transaction.step('upgrade', 'proxy', upgradeStart, 'Pass');
         if (socket.destroyed) {
           upstream.destroy();
-          return;
+          leg.finalStatus = 'Error';
+          leg.error = 'abandoned: the client went away';
+          transaction.fail('client-aborted-request', 'the client closed the connection before the upgrade completed');
+          return finish();
         }
         socket.write(rawResponse(101, 'Switching Protocols', responseHeaders));
         if (head.length > 0) upstream.write(head);

@@ -1,0 +1,277 @@
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { baseConfig, startBackend, type Backend } from '../../test/support/backends.js';
+import { byTransaction, delay, eventually, GatewayProcess, Workspace, type LogLine } from '../../test/support/gateway-process.js';
+
+let workspace: Workspace;
+let backends: Backend[];
+let gateway: GatewayProcess | undefined;
+let cleanups: (() => Promise<void>)[];
+
+beforeEach(async () => {
+  workspace = await Workspace.create();
+  backends = [];
+  cleanups = [];
+});
+
+afterEach(async () => {
+  // Clients and socket servers first: an open WebSocket would hold the gateway's shutdown.
+  for (const cleanup of cleanups) await cleanup();
+  await gateway?.stop();
+  gateway = undefined;
+  await Promise.all(backends.map((backend) => backend.close()));
+  await workspace.remove();
+});
+
+async function backend(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<Backend> {
+  const started = await startBackend(handler);
+  backends.push(started);
+  return started;
+}
+
+async function startGateway(target: string, overrides: Record<string, any> = {}): Promise<GatewayProcess> {
+  gateway = await GatewayProcess.start(await workspace.writeConfig(baseConfig(workspace, target, overrides)));
+  return gateway;
+}
+
+/** A self-signed certificate for localhost in the workspace. */
+async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
+  const cert = workspace.path('cert.pem');
+  const key = workspace.path('key.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert]);
+  return { cert, key };
+}
+
+/** A WebSocket back end that greets each client and echoes what it gets. */
+async function startEchoSocketServer(): Promise<{ url: string; upgrades: IncomingMessage[] }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  const upgrades: IncomingMessage[] = [];
+  server.on('connection', (socket, upgrade) => {
+    upgrades.push(upgrade);
+    socket.send('welcome');
+    socket.on('message', (data) => socket.send(`echo:${String(data)}`));
+  });
+  cleanups.push(async () => {
+    for (const client of server.clients) client.terminate();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, upgrades };
+}
+
+/**
+ * Queues a socket's messages from the start: the back end's greeting can arrive with the 101 and
+ * be emitted before an `await` on the upgrade has resumed.
+ */
+function inbox(socket: WebSocket): () => Promise<string> {
+  const queued: string[] = [];
+  const waiting: ((message: string) => void)[] = [];
+  socket.on('message', (data) => {
+    const next = waiting.shift();
+    if (next) next(String(data));
+    else queued.push(String(data));
+  });
+  return () => (queued.length > 0 ? Promise.resolve(queued.shift() as string) : new Promise((resolve) => waiting.push(resolve)));
+}
+
+function openSocket(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Whether a new TCP connection to the gateway is refused. */
+function refusesConnections(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: Error & { code?: string }) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+describe('TLS listener', () => {
+  it('serves HTTPS with the configured certificate and tells the back end the client used https', async () => {
+    const echo = await backend((_, response) => response.end('over tls'));
+    const gw = await startGateway(echo.url, { gateway: { tls: await selfSignedCertificate() } });
+    expect(gw.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const agent = new Agent({ connect: { rejectUnauthorized: false } });
+    cleanups.push(() => agent.close());
+
+    const response = await request(`${gw.url}/api/secure`, { dispatcher: agent });
+    expect(response.statusCode).toBe(200);
+    expect(await response.body.text()).toBe('over tls');
+    expect(echo.seen[0]!.headers['x-forwarded-proto']).toBe('https');
+
+    await gw.stop();
+    const transaction = byTransaction(await workspace.logLines()).get(response.headers['x-correlation-id'] as string)!;
+    expect(transaction.summary).toMatchObject({ protocol: 'https', status: 'success', httpStatus: 200 });
+  });
+
+  it('refuses a plain HTTP request on the TLS port', async () => {
+    const echo = await backend((_, response) => response.end('never'));
+    const gw = await startGateway(echo.url, { gateway: { tls: await selfSignedCertificate() } });
+    await expect(request(`${gw.url.replace('https:', 'http:')}/api/x`)).rejects.toThrow();
+    expect(echo.seen).toHaveLength(0);
+  });
+});
+
+describe('WebSocket upgrade', () => {
+  it('joins client and back end both ways and records the connection as one upgraded transaction', async () => {
+    const server = await startEchoSocketServer();
+    const gw = await startGateway(server.url);
+    const client = new WebSocket(`${gw.url.replace('http:', 'ws:')}/api/chat`);
+    cleanups.push(async () => client.terminate());
+    const nextMessage = inbox(client);
+    const [upgrade] = (await once(client, 'upgrade')) as [IncomingMessage];
+    const id = upgrade.headers['x-correlation-id'] as string;
+
+    expect(await nextMessage()).toBe('welcome');
+    client.send('hello');
+    expect(await nextMessage()).toBe('echo:hello');
+    client.close(1000, 'done');
+    const [code] = (await once(client, 'close')) as [number];
+    expect(code).toBe(1000);
+
+    expect(id).toMatch(/^[0-9a-f]{24}$/);
+    expect(server.upgrades[0]!.url).toBe('/chat');
+    expect(server.upgrades[0]!.headers['x-correlation-id']).toBe(id);
+    await gw.stop();
+    const transactions = byTransaction(await workspace.logLines());
+    expect([...transactions.keys()]).toEqual([id]);
+    const { summary, legs } = transactions.get(id)!;
+    expect(summary).toMatchObject({ httpStatus: 101, upgraded: true, status: 'success', failureReason: null });
+    expect(legs).toHaveLength(2);
+    for (const leg of legs) {
+      expect(leg.finalStatus).toBe('Pass');
+      expect(leg.protocolInfo.http.bytesSent).toBeGreaterThan(0);
+      expect(leg.protocolInfo.http.bytesReceived).toBeGreaterThan(0);
+    }
+  });
+
+  it('records a client that resets during the handshake instead of keeping it in flight', async () => {
+    const handshakes: Socket[] = [];
+    const slow = await backend(() => undefined);
+    slow.server.on('upgrade', (_: IncomingMessage, socket: Socket) => handshakes.push(socket));
+    cleanups.push(async () => handshakes.forEach((socket) => socket.destroy()));
+    const gw = await startGateway(slow.url, { gateway: { shutdownTimeoutMs: 1_000 } });
+    const client = await openSocket(gw.url);
+    client.on('error', () => undefined);
+    client.write(
+      `GET /api/chat HTTP/1.1\r\nHost: ${new URL(gw.url).host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await eventually(async () => (handshakes.length === 1 ? true : undefined), 5_000, 'the handshake at the back end');
+    client.resetAndDestroy();
+    // Let the reset reach the gateway before the back end accepts.
+    await delay(300);
+    handshakes[0]!.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+
+    const transaction = await eventually(async () => [...byTransaction(await workspace.logLines()).values()][0], 5_000, 'the transaction');
+    expect(transaction.summary).toMatchObject({ upgraded: true, httpStatus: 101, failureReason: 'client-aborted-request' });
+    expect(transaction.legs.map((leg) => leg.finalStatus)).toEqual(['Error', 'Error']);
+  });
+});
+
+describe('workers', () => {
+  it('spreads connections over the workers, each with its own log file, and stops them all on SIGTERM', async () => {
+    const echo = await backend((_, response) => response.end('ok'));
+    const gw = await startGateway(echo.url, { gateway: { workers: 2 } });
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const response = await request(`${gw.url}/api/x`, { reset: true });
+      await response.body.text();
+      expect(response.statusCode).toBe(200);
+      ids.push(response.headers['x-correlation-id'] as string);
+    }
+    expect(await gw.stop()).toBe(0);
+
+    const files = (await readdir(workspace.logDir)).sort();
+    expect(files).toEqual(['test_gw-1_traffic.log', 'test_gw-2_traffic.log']);
+    const logged: string[] = [];
+    for (const [index, file] of files.entries()) {
+      const text = await readFile(workspace.path('logs', file), 'utf8');
+      const lines = text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as LogLine);
+      const summaries = lines.filter((line) => line.transactionSummary !== undefined);
+      expect(summaries.length).toBeGreaterThan(0);
+      expect(new Set(lines.map((line) => line.processInfo.serviceId))).toEqual(new Set([`gw-${index + 1}`]));
+      logged.push(...summaries.map((line) => line.correlationId));
+    }
+    expect(logged.sort()).toEqual([...ids].sort());
+    expect(new Set(ids).size).toBe(40);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('stops accepting on SIGTERM, finishes the request in flight and records it before exiting', async () => {
+    let answer = (): void => undefined;
+    const slow = await backend((_, response) => {
+      answer = () => response.end('late but whole');
+    });
+    const gw = await startGateway(slow.url);
+    const pending = request(`${gw.url}/api/slow`);
+    await eventually(async () => (slow.seen.length === 1 ? true : undefined), 5_000, 'the request at the back end');
+
+    const exited = gw.stop();
+    await eventually(async () => ((await refusesConnections(gw.url)) ? true : undefined), 5_000, 'the gateway to stop accepting');
+    expect(gw.child.exitCode).toBeNull();
+    answer();
+    const response = await pending;
+    expect(response.statusCode).toBe(200);
+    expect(await response.body.text()).toBe('late but whole');
+    expect(await exited).toBe(0);
+
+    const transactions = byTransaction(await workspace.logLines());
+    expect(transactions.size).toBe(1);
+    expect(transactions.get(response.headers['x-correlation-id'] as string)!.summary).toMatchObject({
+      status: 'success',
+      httpStatus: 200,
+      failureReason: null,
+    });
+  });
+
+  it('cuts a request still in flight when shutdownTimeoutMs has passed, records it as gateway-shutdown and exits 0', async () => {
+    const silent = await backend(() => undefined);
+    const gw = await startGateway(silent.url, { gateway: { shutdownTimeoutMs: 300 } });
+    const outcome = request(`${gw.url}/api/never`).then(
+      (response) => response.statusCode,
+      (error: Error) => error,
+    );
+    await eventually(async () => (silent.seen.length === 1 ? true : undefined), 5_000, 'the request at the back end');
+
+    expect(await gw.stop()).toBe(0);
+    expect(await outcome).toBeInstanceOf(Error);
+    const transactions = [...byTransaction(await workspace.logLines()).values()];
+    expect(transactions).toHaveLength(1);
+    expect(transactions[0]!.summary).toMatchObject({ status: 'exception', failureReason: 'gateway-shutdown', httpStatus: 0 });
+    expect(transactions[0]!.legs.map((leg) => leg.finalStatus)).toEqual(['Error', 'Error']);
+  });
+
+  it('closes a WebSocket still open when shutdownTimeoutMs has passed, records it and exits 0', async () => {
+    const server = await startEchoSocketServer();
+    const gw = await startGateway(server.url, { gateway: { shutdownTimeoutMs: 300 } });
+    const client = new WebSocket(`${gw.url.replace('http:', 'ws:')}/api/chat`);
+    cleanups.push(async () => client.terminate());
+    const nextMessage = inbox(client);
+    const [upgrade] = (await once(client, 'upgrade')) as [IncomingMessage];
+    expect(await nextMessage()).toBe('welcome');
+    const closed = once(client, 'close');
+
+    expect(await gw.stop()).toBe(0);
+    await closed;
+    const transactions = byTransaction(await workspace.logLines());
+    expect([...transactions.keys()]).toEqual([upgrade.headers['x-correlation-id']]);
+    expect([...transactions.values()][0]!.summary).toMatchObject({ httpStatus: 101, upgraded: true, failureReason: 'gateway-shutdown' });
+  });
+});
