@@ -59,8 +59,8 @@ function minuteFolderTime(day: string, minute: string): number {
 export class DiskQuota {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
-  /** Sizes of payload minute folders old enough that nothing is written to them any more. */
-  #settledFolders = new Map<string, number>();
+  /** Rolled log files and payload minute folders old enough that nothing is written to them any more. */
+  #settled = new Map<string, Removable>();
 
   constructor(readonly options: DiskQuotaOptions) {}
 
@@ -98,7 +98,7 @@ export class DiskQuota {
     for (const item of removable) {
       if (total <= maxBytes) break;
       await rm(item.path, { recursive: true, force: true });
-      this.#settledFolders.delete(item.path);
+      this.#settled.delete(item.path);
       total -= item.bytes;
     }
   }
@@ -110,10 +110,16 @@ export class DiskQuota {
     for (const entry of await entries(logDirectory)) {
       if (!entry.isFile() || !isLogFile(entry.name)) continue;
       const path = resolve(logDirectory, entry.name);
-      const info = await stat(path).catch(() => null);
-      if (info === null) continue;
-      total += info.size;
-      if (!isCurrentFile(entry.name)) removable.push({ path, age: info.mtimeMs, bytes: info.size });
+      const current = isCurrentFile(entry.name);
+      let file = current ? undefined : this.#settled.get(path);
+      if (file === undefined) {
+        const info = await stat(path).catch(() => null);
+        if (info === null) continue;
+        file = { path, age: info.mtimeMs, bytes: info.size };
+        if (!current) this.#settled.set(path, file);
+      }
+      total += file.bytes;
+      if (!current) removable.push(file);
     }
     if (payloadDirectory !== null) {
       const currentMinute = Math.floor(Date.now() / 60_000) * 60_000;
@@ -128,13 +134,13 @@ export class DiskQuota {
           const age = minuteFolderTime(day.name, minute.name);
           const settled = !Number.isNaN(age) && age < settledBefore;
           if (!settled && !countRecent) continue;
-          let bytes = settled ? this.#settledFolders.get(path) : undefined;
-          if (bytes === undefined) {
-            bytes = await folderBytes(path);
-            if (settled) this.#settledFolders.set(path, bytes);
+          let folder = settled ? this.#settled.get(path) : undefined;
+          if (folder === undefined) {
+            folder = { path, age, bytes: await folderBytes(path) };
+            if (settled) this.#settled.set(path, folder);
           }
-          total += bytes;
-          if (!Number.isNaN(age) && age < currentMinute) removable.push({ path, age, bytes });
+          total += folder.bytes;
+          if (!Number.isNaN(age) && age < currentMinute) removable.push(folder);
         }
         // An emptied day folder goes with its last minute.
         if (minutes.length === 0 && day.name < new Date().toISOString().slice(0, 10)) {
