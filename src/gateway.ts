@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import { createRequestHandler } from './proxy/handler.js';
+import { createClientErrorHandler } from './proxy/malformed-request.js';
 import { createRoute, createRouter } from './proxy/router.js';
 import { PoolRegistry, TargetSet } from './proxy/targets.js';
 import { createUpgradeHandler } from './proxy/websocket.js';
@@ -138,6 +139,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       : createHttpsServer({ ...serverOptions, cert: readFileSync(gateway.tls.cert), key: readFileSync(gateway.tls.key) });
   server.on('request', createRequestHandler(context));
   server.on('upgrade', createUpgradeHandler(context));
+  server.on('clientError', createClientErrorHandler(context));
   server.timeout = gateway.timeouts.idleMs;
 
   await new Promise<void>((resolve, reject) => {

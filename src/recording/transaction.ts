@@ -8,6 +8,7 @@ export type Protocol = 'http' | 'https';
 /** Why a transaction did not complete normally; null when it did. */
 export type FailureReason =
   | 'no-route'
+  | 'malformed-request'
   | 'upstream-connect-failed'
   | 'upstream-connect-timeout'
   | 'upstream-headers-timeout'
@@ -204,7 +205,7 @@ export class Transaction {
   }
 
   get outcome(): TransactionStatus {
-    if (this.failure !== null && this.failure !== 'no-route') return 'exception';
+    if (this.failure !== null && this.failure !== 'no-route' && this.failure !== 'malformed-request') return 'exception';
     if (this.status === 0) return 'unknown';
     return this.status >= 400 ? 'failure' : 'success';
   }

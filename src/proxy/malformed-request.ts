@@ -1,0 +1,55 @@
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { newCorrelationId } from '../recording/correlation-id.js';
+import { Transaction } from '../recording/transaction.js';
+import type { ProxyContext } from './handler.js';
+
+const ANSWERS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+  HPE_HEADERS_TIMEOUT: [408, 'Request Timeout'],
+};
+
+/**
+ * Requests Node's HTTP parser refused (bad syntax, oversized headers, headers too slow): the
+ * client gets a status naming the problem, and the attempt is recorded like any transaction.
+ */
+export function createClientErrorHandler(context: ProxyContext): (error: Error & { code?: string }, socket: Duplex) => void {
+  const { recorder, protocol } = context;
+
+  return function handleClientError(error, duplex) {
+    const socket = duplex as Socket;
+    // A reset or a closed socket is a client leaving, not a request.
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, statusText] = ANSWERS[error.code ?? ''] ?? [400, 'Bad Request'];
+    const transaction = new Transaction(newCorrelationId(), '', '', protocol);
+    const client = transaction.clientLeg;
+    transaction.clientAddr = client.remoteAddr = client.remoteName = socket.remoteAddress ?? '';
+    transaction.clientPort = client.remotePort = socket.remotePort ?? 0;
+    transaction.localAddr = client.localAddr = socket.localAddress ?? '';
+    transaction.localPort = client.localPort = socket.localPort ?? 0;
+    transaction.status = client.status = status;
+    transaction.statusText = client.statusText = statusText;
+    transaction.fail('malformed-request', `${error.code ?? 'unknown'}: ${error.message}`);
+
+    const body = JSON.stringify({ error: `malformed request (${error.code ?? error.message})`, correlationId: transaction.id });
+    const headers = ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'X-Correlation-ID', transaction.id, 'Connection', 'close'];
+    let head = `HTTP/1.1 ${status} ${statusText}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    client.sentHeader = { startLine: `HTTP/1.1 ${status} ${statusText}`, fields: headers };
+    client.bytesSent = Buffer.byteLength(body);
+    socket.end(`${head}\r\n${body}`);
+
+    transaction.endMono = performance.now();
+    client.lastByteMs = client.headersMs = transaction.endMono - client.startMono;
+    client.finalStatus = 'Fail';
+    if (recorder.tracks(transaction.clientAddr, false, null)) {
+      transaction.policy = recorder.policyFor(undefined, null);
+      recorder.finish(transaction);
+    }
+  };
+}
