@@ -96,7 +96,6 @@ export class ProxyExchange implements RawDispatchHandler {
     leg.remoteAddr = target.hostname;
     leg.remotePort = target.port;
     leg.sentHeader = { startLine: `${leg.method} ${leg.uri} HTTP/1.1`, fields: ['Host', hostHeader(target), ...upstreamHeaders] };
-    leg.sentCapture = this.#requestCapture;
     return leg;
   }
 
@@ -107,6 +106,8 @@ export class ProxyExchange implements RawDispatchHandler {
 
   onBodySent(chunk: Buffer): void {
     this.#requestBytesSent += chunk.length;
+    // Only the attempt that carried the body links to it.
+    if (this.#leg.bytesSent === 0) this.#leg.sentCapture = this.#requestCapture;
     this.#leg.bytesSent += chunk.length;
     this.transaction.clientLeg.bytesReceived += chunk.length;
     this.#requestCapture?.push(chunk);
