@@ -1,29 +1,15 @@
 import { readdir, stat } from 'node:fs/promises';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { baseConfig, startDemo, type Backend } from '../../test/support/backends.js';
-import { byTransaction, GatewayProcess, Workspace, type LogLine } from '../../test/support/gateway-process.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction, type GatewayProcess, type LogLine } from '../../test/support/gateway-process.js';
 
-let workspace: Workspace;
-let backend: Backend;
-let gateway: GatewayProcess | undefined;
+const fixture = useGatewayFixture({ demo: true });
 
-beforeEach(async () => {
-  workspace = await Workspace.create();
-  backend = await startDemo();
-});
-
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  await backend.close();
-  await workspace.remove();
-});
-
-async function startGateway(trafficLog: Record<string, any>, env: NodeJS.ProcessEnv): Promise<GatewayProcess> {
-  const config = baseConfig(workspace, backend.url, { trafficLog, api: { detailedRecording: 'full' } });
-  gateway = await GatewayProcess.start(await workspace.writeConfig(config), env);
-  return gateway;
+function startGateway(trafficLog: Record<string, any>, env: NodeJS.ProcessEnv): Promise<GatewayProcess> {
+  const config = baseConfig(fixture.workspace, fixture.demo.url, { trafficLog, api: { detailedRecording: 'full' } });
+  return fixture.start(config, env);
 }
 
 /** One POST through the gateway; returns its correlation id. */
@@ -36,7 +22,7 @@ async function postEcho(gw: GatewayProcess): Promise<string> {
 }
 
 async function stopGateway(): Promise<void> {
-  expect(await gateway?.stop()).toBe(0);
+  expect(await fixture.gateway?.stop()).toBe(0);
 }
 
 function stdoutLines(gw: GatewayProcess): LogLine[] {
@@ -55,8 +41,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** Runs `gateway` expecting it to exit before listening; a gateway that starts is stopped and fails the test. */
 async function startFailure(env: NodeJS.ProcessEnv): Promise<string> {
-  const config = baseConfig(workspace, backend.url);
-  const started = await GatewayProcess.start(await workspace.writeConfig(config), env).then(
+  const config = baseConfig(fixture.workspace, fixture.demo.url);
+  const started = await fixture.start(config, env).then(
     (gw) => gw,
     (error: Error) => error.message,
   );
@@ -81,7 +67,7 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
     expect(transaction.legs.map((leg) => leg.leg)).toEqual([0, 1]);
     expect(transaction.legs[1]!.protocolInfo.http.uri).toBe('/echo');
     expect(transaction.circuitPath[0]!.filters.map((filter: { name: string }) => filter.name)).toEqual(['route', 'upstream']);
-    expect(await exists(workspace.logDir)).toBe(false);
+    expect(await exists(fixture.workspace.logDir)).toBe(false);
   });
 
   it('=none writes neither a log file, nor traffic lines, nor payload files', async () => {
@@ -91,8 +77,8 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
     await stopGateway();
 
     expect(gw.stdout).toBe('');
-    expect(await exists(workspace.logDir)).toBe(false);
-    expect(await exists(workspace.payloadDir)).toBe(false);
+    expect(await exists(fixture.workspace.logDir)).toBe(false);
+    expect(await exists(fixture.workspace.payloadDir)).toBe(false);
   });
 
   it('=file writes the log file though the config says none', async () => {
@@ -101,8 +87,8 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
     await stopGateway();
 
     expect(gw.stdout).toBe('');
-    expect(await readdir(workspace.logDir)).toEqual(['test_gw_traffic.log']);
-    const transaction = byTransaction(await workspace.logLines()).get(id);
+    expect(await readdir(fixture.workspace.logDir)).toEqual(['test_gw_traffic.log']);
+    const transaction = byTransaction(await fixture.workspace.logLines()).get(id);
     expect(transaction?.summary.httpStatus).toBe(200);
     expect(transaction?.legs).toHaveLength(2);
   });
@@ -118,13 +104,13 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
 describe('TOLLGATE_TRAFFIC_LOG_PAYLOAD', () => {
   it('=true stores payload files though the config says false', async () => {
     const gw = await startGateway({ payloads: { enabled: false } }, { TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'true' });
-    expect(gw.stderr).toContain(`payloads: on (${workspace.payloadDir})`);
+    expect(gw.stderr).toContain(`payloads: on (${fixture.workspace.payloadDir})`);
     const id = await postEcho(gw);
     await stopGateway();
 
-    const names = (await workspace.payloadFiles()).map((file) => file.split('/').pop());
+    const names = (await fixture.workspace.payloadFiles()).map((file) => file.split('/').pop());
     expect(names).toEqual([`${id}-0-received`, `${id}-0-sent`, `${id}-1-received`, `${id}-1-sent`]);
-    const legs = byTransaction(await workspace.logLines()).get(id)!.legs;
+    const legs = byTransaction(await fixture.workspace.logLines()).get(id)!.legs;
     expect(legs[0]!.protocolInfo.recvPayload).toMatch(/^file:\/\//);
   });
 
@@ -134,8 +120,8 @@ describe('TOLLGATE_TRAFFIC_LOG_PAYLOAD', () => {
     const id = await postEcho(gw);
     await stopGateway();
 
-    expect(await workspace.payloadFiles()).toEqual([]);
-    const legs = byTransaction(await workspace.logLines()).get(id)!.legs;
+    expect(await fixture.workspace.payloadFiles()).toEqual([]);
+    const legs = byTransaction(await fixture.workspace.logLines()).get(id)!.legs;
     expect(legs.every((leg) => leg.protocolInfo.recvPayload === null && leg.protocolInfo.sentPayload === null)).toBe(true);
     // Payloads off does not turn detailed recording of headers off.
     expect(legs[0]!.protocolInfo.recvHeader).toMatch(/^POST \/api\/echo HTTP\/1.1\r\n/);
@@ -147,7 +133,7 @@ describe('bad environment values', () => {
     const message = await startFailure({ TOLLGATE_TRAFFIC_LOG_OUTPUT: 'disk' });
     expect(message).toMatch(/exited with code [1-9]\d* before listening/);
     expect(message).toMatch(/TOLLGATE_TRAFFIC_LOG_OUTPUT: expected one of none, file, stdout, found "disk"/);
-    expect(await exists(workspace.logDir)).toBe(false);
+    expect(await exists(fixture.workspace.logDir)).toBe(false);
   });
 
   it('TOLLGATE_TRAFFIC_LOG_PAYLOAD=yes stops the gateway before it listens, naming the variable and the allowed values', async () => {

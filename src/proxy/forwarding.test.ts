@@ -1,47 +1,26 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { baseConfig, deadPort, startBackend, type Backend } from '../../test/support/backends.js';
-import { byTransaction, delay, eventually, GatewayProcess, Workspace, type TransactionLines } from '../../test/support/gateway-process.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig, deadPort, type Backend } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction, delay, eventually, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
 
-let workspace: Workspace;
-let backends: Backend[];
-let gateway: GatewayProcess | undefined;
-
-beforeEach(async () => {
-  workspace = await Workspace.create();
-  backends = [];
-});
-
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  await Promise.all(backends.map((backend) => backend.close()));
-  await workspace.remove();
-});
-
-async function backend(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<Backend> {
-  const started = await startBackend(handler);
-  backends.push(started);
-  return started;
-}
+const fixture = useGatewayFixture();
 
 /** A back end that answers every request with its own name. */
 function named(name: string): Promise<Backend> {
-  return backend((_, response) => response.end(name));
+  return fixture.backend((_, response) => response.end(name));
 }
 
-async function startGateway(target: string | string[], overrides: Record<string, any> = {}): Promise<GatewayProcess> {
-  gateway = await GatewayProcess.start(await workspace.writeConfig(baseConfig(workspace, target, overrides)));
-  return gateway;
+function startGateway(target: string | string[], overrides: Record<string, any> = {}): Promise<GatewayProcess> {
+  return fixture.start(baseConfig(fixture.workspace, target, overrides));
 }
 
 async function transactionsAfterStop(count: number): Promise<Map<string, TransactionLines>> {
-  await gateway?.stop();
-  const transactions = byTransaction(await workspace.logLines());
+  await fixture.gateway?.stop();
+  const transactions = byTransaction(await fixture.workspace.logLines());
   expect(transactions.size).toBe(count);
   return transactions;
 }
@@ -65,7 +44,7 @@ function rawExchange(url: string, head: string): Promise<string> {
 
 describe('forwarding to the back end', () => {
   it('adds correlation and forwarding headers, drops hop-by-hop headers and passes end-to-end ones', async () => {
-    const echo = await backend((_, response) => response.end('ok'));
+    const echo = await fixture.backend((_, response) => response.end('ok'));
     const gw = await startGateway(echo.url);
     const host = new URL(gw.url).host;
     const response = await rawExchange(
@@ -92,14 +71,14 @@ describe('forwarding to the back end', () => {
   });
 
   it('sends the client address alone as X-Forwarded-For when the request carries none', async () => {
-    const echo = await backend((_, response) => response.end('ok'));
+    const echo = await fixture.backend((_, response) => response.end('ok'));
     const gw = await startGateway(echo.url);
     expect((await getText(`${gw.url}/api/x`)).status).toBe(200);
     expect(echo.seen[0]!.headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 
   it('drops hop-by-hop response headers and replaces a correlation id the back end sends', async () => {
-    const answering = await backend((_, response) => {
+    const answering = await fixture.backend((_, response) => {
       response.setHeader('Connection', 'X-Backend-Hop');
       response.setHeader('X-Backend-Hop', 'internal');
       response.setHeader('X-Correlation-ID', 'from-the-back-end');
@@ -115,7 +94,7 @@ describe('forwarding to the back end', () => {
   });
 
   it('strips the listen path or keeps it, keeps the query string and puts the target path in front', async () => {
-    const echo = await backend((incoming, response) => response.end(incoming.url));
+    const echo = await fixture.backend((incoming, response) => response.end(incoming.url));
     const gw = await startGateway(echo.url, {
       apis: [
         { id: 'strip', name: 'Strip', listenPath: '/strip/', target: `${echo.url}/base` },
@@ -129,8 +108,8 @@ describe('forwarding to the back end', () => {
   });
 
   it('routes to the longest matching listen path, and only on whole path segments', async () => {
-    const v1 = await backend((incoming, response) => response.end(`v1 ${incoming.url}`));
-    const v2 = await backend((incoming, response) => response.end(`v2 ${incoming.url}`));
+    const v1 = await fixture.backend((incoming, response) => response.end(`v1 ${incoming.url}`));
+    const v2 = await fixture.backend((incoming, response) => response.end(`v2 ${incoming.url}`));
     const gw = await startGateway(v1.url, {
       apis: [
         { id: 'api', name: 'API', listenPath: '/api/', target: v1.url },
@@ -206,7 +185,7 @@ describe('forwarding to the back end', () => {
   });
 
   it('sends the whole body again when it retries an idempotent PUT on the next target', async () => {
-    const counting = await backend((incoming, response) => {
+    const counting = await fixture.backend((incoming, response) => {
       let received = 0;
       incoming.on('data', (chunk: Buffer) => (received += chunk.length));
       incoming.on('end', () => response.end(String(received)));
@@ -237,7 +216,7 @@ describe('forwarding to the back end', () => {
   });
 
   it('streams a chunked request body to the back end as it arrives and delivers it whole', async () => {
-    const hashing = await backend((incoming, response) => {
+    const hashing = await fixture.backend((incoming, response) => {
       const hash = createHash('sha256');
       incoming.on('data', (chunk: Buffer) => hash.update(chunk));
       incoming.on('end', () => response.end(hash.digest('hex')));

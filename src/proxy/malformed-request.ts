@@ -20,8 +20,9 @@ export function createClientErrorHandler(context: ProxyContext): (error: Error &
 
   return function handleClientError(error, duplex) {
     const socket = duplex as Socket;
-    // A reset or a closed socket is a client leaving, not a request.
-    if (error.code === 'ECONNRESET' || !socket.writable) {
+    // A client leaving (a reset, a connection closed mid-request, which that request's own
+    // transaction records) is not a request of its own.
+    if (error.code === 'ECONNRESET' || error.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
       socket.destroy();
       return;
     }

@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { baseConfig, startDemo, type Backend } from '../../test/support/backends.js';
-import { byTransaction, GatewayProcess, Workspace } from '../../test/support/gateway-process.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction } from '../../test/support/gateway-process.js';
 
 const MB = 1024 * 1024;
 const BODY_BYTES = 200 * MB;
@@ -13,21 +14,7 @@ const BODY_BYTES = 200 * MB;
 // below the body size, which buffering would add whole.
 const MAX_GROWTH = 80 * MB;
 
-let workspace: Workspace;
-let backend: Backend;
-let gateway: GatewayProcess | undefined;
-
-beforeEach(async () => {
-  workspace = await Workspace.create();
-  backend = await startDemo();
-});
-
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  await backend.close();
-  await workspace.remove();
-});
+const fixture = useGatewayFixture({ demo: true });
 
 async function residentBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -69,8 +56,8 @@ function upload(size: number): Readable {
 
 describe('streaming through the gateway', () => {
   it('streams a 200 MB upload with full recording while the gateway memory stays flat', async () => {
-    const config = baseConfig(workspace, backend.url, { trafficLog: { payloads: { enabled: true } } });
-    gateway = await GatewayProcess.start(await workspace.writeConfig(config));
+    const config = baseConfig(fixture.workspace, fixture.demo.url, { trafficLog: { payloads: { enabled: true } } });
+    const gateway = await fixture.start(config);
     for (let i = 0; i < 20; i++) await (await request(`${gateway.url}/api/echo`, { method: 'POST', body: 'warm-up' })).body.text();
     const before = await residentBytes(gateway.pid);
 
@@ -87,7 +74,7 @@ describe('streaming through the gateway', () => {
     expect(peak - before).toBeLessThan(MAX_GROWTH);
 
     await gateway.stop();
-    const transaction = byTransaction(await workspace.logLines()).get(response.headers['x-correlation-id'] as string)!;
+    const transaction = byTransaction(await fixture.workspace.logLines()).get(response.headers['x-correlation-id'] as string)!;
     const [client, upstream] = transaction.legs;
     expect(client!.protocolInfo.http.bytesReceived).toBe(BODY_BYTES);
     expect(upstream!.protocolInfo.http.bytesSent).toBe(BODY_BYTES);
@@ -96,8 +83,8 @@ describe('streaming through the gateway', () => {
   });
 
   it('streams a 200 MB download with full recording, flat memory, every byte delivered', async () => {
-    const config = baseConfig(workspace, backend.url, { trafficLog: { payloads: { enabled: true } } });
-    gateway = await GatewayProcess.start(await workspace.writeConfig(config));
+    const config = baseConfig(fixture.workspace, fixture.demo.url, { trafficLog: { payloads: { enabled: true } } });
+    const gateway = await fixture.start(config);
     for (let i = 0; i < 20; i++) await (await request(`${gateway.url}/api/hello`)).body.text();
     const before = await residentBytes(gateway.pid);
 

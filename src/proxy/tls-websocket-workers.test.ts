@@ -1,50 +1,26 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { baseConfig, startBackend, type Backend } from '../../test/support/backends.js';
-import { byTransaction, delay, eventually, GatewayProcess, Workspace, type LogLine } from '../../test/support/gateway-process.js';
+import { baseConfig } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction, delay, eventually, type GatewayProcess, type LogLine } from '../../test/support/gateway-process.js';
 
-let workspace: Workspace;
-let backends: Backend[];
-let gateway: GatewayProcess | undefined;
-let cleanups: (() => Promise<void>)[];
+const fixture = useGatewayFixture();
 
-beforeEach(async () => {
-  workspace = await Workspace.create();
-  backends = [];
-  cleanups = [];
-});
-
-afterEach(async () => {
-  // Clients and socket servers first: an open WebSocket would hold the gateway's shutdown.
-  for (const cleanup of cleanups) await cleanup();
-  await gateway?.stop();
-  gateway = undefined;
-  await Promise.all(backends.map((backend) => backend.close()));
-  await workspace.remove();
-});
-
-async function backend(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<Backend> {
-  const started = await startBackend(handler);
-  backends.push(started);
-  return started;
-}
-
-async function startGateway(target: string, overrides: Record<string, any> = {}): Promise<GatewayProcess> {
-  gateway = await GatewayProcess.start(await workspace.writeConfig(baseConfig(workspace, target, overrides)));
-  return gateway;
+function startGateway(target: string, overrides: Record<string, any> = {}): Promise<GatewayProcess> {
+  return fixture.start(baseConfig(fixture.workspace, target, overrides));
 }
 
 /** A self-signed certificate for localhost in the workspace. */
 async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
-  const cert = workspace.path('cert.pem');
-  const key = workspace.path('key.pem');
+  const cert = fixture.workspace.path('cert.pem');
+  const key = fixture.workspace.path('key.pem');
   await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert]);
   return { cert, key };
 }
@@ -59,7 +35,7 @@ async function startEchoSocketServer(): Promise<{ url: string; upgrades: Incomin
     socket.send('welcome');
     socket.on('message', (data) => socket.send(`echo:${String(data)}`));
   });
-  cleanups.push(async () => {
+  fixture.onCleanup(async () => {
     for (const client of server.clients) client.terminate();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
@@ -103,11 +79,11 @@ function refusesConnections(url: string): Promise<boolean> {
 
 describe('TLS listener', () => {
   it('serves HTTPS with the configured certificate and tells the back end the client used https', async () => {
-    const echo = await backend((_, response) => response.end('over tls'));
+    const echo = await fixture.backend((_, response) => response.end('over tls'));
     const gw = await startGateway(echo.url, { gateway: { tls: await selfSignedCertificate() } });
     expect(gw.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const agent = new Agent({ connect: { rejectUnauthorized: false } });
-    cleanups.push(() => agent.close());
+    fixture.onCleanup(() => agent.close());
 
     const response = await request(`${gw.url}/api/secure`, { dispatcher: agent });
     expect(response.statusCode).toBe(200);
@@ -115,12 +91,12 @@ describe('TLS listener', () => {
     expect(echo.seen[0]!.headers['x-forwarded-proto']).toBe('https');
 
     await gw.stop();
-    const transaction = byTransaction(await workspace.logLines()).get(response.headers['x-correlation-id'] as string)!;
+    const transaction = byTransaction(await fixture.workspace.logLines()).get(response.headers['x-correlation-id'] as string)!;
     expect(transaction.summary).toMatchObject({ protocol: 'https', status: 'success', httpStatus: 200 });
   });
 
   it('refuses a plain HTTP request on the TLS port', async () => {
-    const echo = await backend((_, response) => response.end('never'));
+    const echo = await fixture.backend((_, response) => response.end('never'));
     const gw = await startGateway(echo.url, { gateway: { tls: await selfSignedCertificate() } });
     await expect(request(`${gw.url.replace('https:', 'http:')}/api/x`)).rejects.toThrow();
     expect(echo.seen).toHaveLength(0);
@@ -132,7 +108,7 @@ describe('WebSocket upgrade', () => {
     const server = await startEchoSocketServer();
     const gw = await startGateway(server.url);
     const client = new WebSocket(`${gw.url.replace('http:', 'ws:')}/api/chat`);
-    cleanups.push(async () => client.terminate());
+    fixture.onCleanup(async () => client.terminate());
     const nextMessage = inbox(client);
     const [upgrade] = (await once(client, 'upgrade')) as [IncomingMessage];
     const id = upgrade.headers['x-correlation-id'] as string;
@@ -148,7 +124,7 @@ describe('WebSocket upgrade', () => {
     expect(server.upgrades[0]!.url).toBe('/chat');
     expect(server.upgrades[0]!.headers['x-correlation-id']).toBe(id);
     await gw.stop();
-    const transactions = byTransaction(await workspace.logLines());
+    const transactions = byTransaction(await fixture.workspace.logLines());
     expect([...transactions.keys()]).toEqual([id]);
     const { summary, legs } = transactions.get(id)!;
     expect(summary).toMatchObject({ httpStatus: 101, upgraded: true, status: 'success', failureReason: null });
@@ -162,9 +138,9 @@ describe('WebSocket upgrade', () => {
 
   it('records a client that resets during the handshake instead of keeping it in flight', async () => {
     const handshakes: Socket[] = [];
-    const slow = await backend(() => undefined);
+    const slow = await fixture.backend(() => undefined);
     slow.server.on('upgrade', (_: IncomingMessage, socket: Socket) => handshakes.push(socket));
-    cleanups.push(async () => handshakes.forEach((socket) => socket.destroy()));
+    fixture.onCleanup(async () => handshakes.forEach((socket) => socket.destroy()));
     const gw = await startGateway(slow.url, { gateway: { shutdownTimeoutMs: 1_000 } });
     const client = await openSocket(gw.url);
     client.on('error', () => undefined);
@@ -178,7 +154,7 @@ describe('WebSocket upgrade', () => {
     await delay(300);
     handshakes[0]!.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
 
-    const transaction = await eventually(async () => [...byTransaction(await workspace.logLines()).values()][0], 5_000, 'the transaction');
+    const transaction = await eventually(async () => [...byTransaction(await fixture.workspace.logLines()).values()][0], 5_000, 'the transaction');
     expect(transaction.summary).toMatchObject({ upgraded: true, httpStatus: 101, failureReason: 'client-aborted-request' });
     expect(transaction.legs.map((leg) => leg.finalStatus)).toEqual(['Error', 'Error']);
   });
@@ -186,7 +162,7 @@ describe('WebSocket upgrade', () => {
 
 describe('workers', () => {
   it('spreads connections over the workers, each with its own log file, and stops them all on SIGTERM', async () => {
-    const echo = await backend((_, response) => response.end('ok'));
+    const echo = await fixture.backend((_, response) => response.end('ok'));
     const gw = await startGateway(echo.url, { gateway: { workers: 2 } });
     const ids: string[] = [];
     for (let i = 0; i < 40; i++) {
@@ -197,11 +173,11 @@ describe('workers', () => {
     }
     expect(await gw.stop()).toBe(0);
 
-    const files = (await readdir(workspace.logDir)).sort();
+    const files = (await readdir(fixture.workspace.logDir)).sort();
     expect(files).toEqual(['test_gw-1_traffic.log', 'test_gw-2_traffic.log']);
     const logged: string[] = [];
     for (const [index, file] of files.entries()) {
-      const text = await readFile(workspace.path('logs', file), 'utf8');
+      const text = await readFile(fixture.workspace.path('logs', file), 'utf8');
       const lines = text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as LogLine);
       const summaries = lines.filter((line) => line.transactionSummary !== undefined);
       expect(summaries.length).toBeGreaterThan(0);
@@ -216,7 +192,7 @@ describe('workers', () => {
 describe('graceful shutdown', () => {
   it('stops accepting on SIGTERM, finishes the request in flight and records it before exiting', async () => {
     let answer = (): void => undefined;
-    const slow = await backend((_, response) => {
+    const slow = await fixture.backend((_, response) => {
       answer = () => response.end('late but whole');
     });
     const gw = await startGateway(slow.url);
@@ -232,7 +208,7 @@ describe('graceful shutdown', () => {
     expect(await response.body.text()).toBe('late but whole');
     expect(await exited).toBe(0);
 
-    const transactions = byTransaction(await workspace.logLines());
+    const transactions = byTransaction(await fixture.workspace.logLines());
     expect(transactions.size).toBe(1);
     expect(transactions.get(response.headers['x-correlation-id'] as string)!.summary).toMatchObject({
       status: 'success',
@@ -242,7 +218,7 @@ describe('graceful shutdown', () => {
   });
 
   it('cuts a request still in flight when shutdownTimeoutMs has passed, records it as gateway-shutdown and exits 0', async () => {
-    const silent = await backend(() => undefined);
+    const silent = await fixture.backend(() => undefined);
     const gw = await startGateway(silent.url, { gateway: { shutdownTimeoutMs: 300 } });
     const outcome = request(`${gw.url}/api/never`).then(
       (response) => response.statusCode,
@@ -252,7 +228,7 @@ describe('graceful shutdown', () => {
 
     expect(await gw.stop()).toBe(0);
     expect(await outcome).toBeInstanceOf(Error);
-    const transactions = [...byTransaction(await workspace.logLines()).values()];
+    const transactions = [...byTransaction(await fixture.workspace.logLines()).values()];
     expect(transactions).toHaveLength(1);
     expect(transactions[0]!.summary).toMatchObject({ status: 'exception', failureReason: 'gateway-shutdown', httpStatus: 0 });
     expect(transactions[0]!.legs.map((leg) => leg.finalStatus)).toEqual(['Error', 'Error']);
@@ -262,7 +238,7 @@ describe('graceful shutdown', () => {
     const server = await startEchoSocketServer();
     const gw = await startGateway(server.url, { gateway: { shutdownTimeoutMs: 300 } });
     const client = new WebSocket(`${gw.url.replace('http:', 'ws:')}/api/chat`);
-    cleanups.push(async () => client.terminate());
+    fixture.onCleanup(async () => client.terminate());
     const nextMessage = inbox(client);
     const [upgrade] = (await once(client, 'upgrade')) as [IncomingMessage];
     expect(await nextMessage()).toBe('welcome');
@@ -270,7 +246,7 @@ describe('graceful shutdown', () => {
 
     expect(await gw.stop()).toBe(0);
     await closed;
-    const transactions = byTransaction(await workspace.logLines());
+    const transactions = byTransaction(await fixture.workspace.logLines());
     expect([...transactions.keys()]).toEqual([upgrade.headers['x-correlation-id']]);
     expect([...transactions.values()][0]!.summary).toMatchObject({ httpStatus: 101, upgraded: true, failureReason: 'gateway-shutdown' });
   });

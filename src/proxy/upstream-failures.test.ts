@@ -1,40 +1,19 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { baseConfig, deadPort, startBackend, type Backend } from '../../test/support/backends.js';
-import { byTransaction, eventually, GatewayProcess, Workspace, type TransactionLines } from '../../test/support/gateway-process.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig, deadPort } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction, eventually, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
 
-let workspace: Workspace;
-let backends: Backend[];
-let gateway: GatewayProcess | undefined;
+const fixture = useGatewayFixture();
 
-beforeEach(async () => {
-  workspace = await Workspace.create();
-  backends = [];
-});
-
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  await Promise.all(backends.map((backend) => backend.close()));
-  await workspace.remove();
-});
-
-async function backend(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<Backend> {
-  const started = await startBackend(handler);
-  backends.push(started);
-  return started;
-}
-
-async function startGateway(target: string, overrides: Record<string, any> = {}): Promise<GatewayProcess> {
-  gateway = await GatewayProcess.start(await workspace.writeConfig(baseConfig(workspace, target, overrides)));
-  return gateway;
+function startGateway(target: string, overrides: Record<string, any> = {}): Promise<GatewayProcess> {
+  return fixture.start(baseConfig(fixture.workspace, target, overrides));
 }
 
 async function onlyTransactionAfterStop(): Promise<TransactionLines> {
-  await gateway?.stop();
-  const transactions = byTransaction(await workspace.logLines());
+  await fixture.gateway?.stop();
+  const transactions = byTransaction(await fixture.workspace.logLines());
   expect(transactions.size).toBe(1);
   return [...transactions.values()][0]!;
 }
@@ -42,7 +21,7 @@ async function onlyTransactionAfterStop(): Promise<TransactionLines> {
 /** The one transaction in the log, once its summary line is there (the gateway keeps running). */
 function loggedTransaction(): Promise<TransactionLines> {
   return eventually(async () => {
-    const transactions = [...byTransaction(await workspace.logLines()).values()].filter((entry) => entry.summary.status !== undefined);
+    const transactions = [...byTransaction(await fixture.workspace.logLines()).values()].filter((entry) => entry.summary.status !== undefined);
     return transactions.length > 0 ? transactions[0] : undefined;
   }, 5_000, 'the transaction in the traffic log');
 }
@@ -90,7 +69,7 @@ describe('upstream failures', () => {
   });
 
   it('answers 504 when the back end sends no response headers within responseHeadersMs', async () => {
-    const slow = await backend(() => undefined);
+    const slow = await fixture.backend(() => undefined);
     const gw = await startGateway(slow.url, { api: { timeouts: { responseHeadersMs: 300 } } });
     const response = await request(`${gw.url}/api/slow`);
     const body = (await response.body.json()) as { error: string };
@@ -104,7 +83,7 @@ describe('upstream failures', () => {
   });
 
   it('answers 404 for a path no API listens on and records it as a failure without an API', async () => {
-    const unused = await backend((_, response) => response.end('never'));
+    const unused = await fixture.backend((_, response) => response.end('never'));
     const gw = await startGateway(unused.url);
     const response = await request(`${gw.url}/nowhere/else?x=1`);
     const body = (await response.body.json()) as { error: string; correlationId: string };
@@ -128,7 +107,7 @@ describe('upstream failures', () => {
 
   it('records client-aborted-request when the client hangs up halfway through the request body, and cuts the back-end request', async () => {
     let backendRequestComplete: Promise<boolean> = new Promise(() => undefined);
-    const sink = await backend((incoming) => {
+    const sink = await fixture.backend((incoming) => {
       backendRequestComplete = new Promise((resolve) => incoming.once('close', () => resolve(incoming.complete)));
     });
     const gw = await startGateway(sink.url);
@@ -153,7 +132,7 @@ describe('upstream failures', () => {
 
   it('records client-aborted-response when the client hangs up while the response streams, and cuts the back-end response', async () => {
     let backendResponseClosed: Promise<void> = new Promise(() => undefined);
-    const streaming = await backend((_, response) => {
+    const streaming = await fixture.backend((_, response) => {
       response.writeHead(200, { 'content-type': 'text/plain' });
       response.write('first-chunk');
       const more = setInterval(() => response.write('more'), 100);
@@ -184,7 +163,7 @@ describe('upstream failures', () => {
 
   it('cuts the client connection and records upstream-reset when the back end resets after the headers', async () => {
     let reset = (): void => undefined;
-    const flaky = await backend((incoming, response) => {
+    const flaky = await fixture.backend((incoming, response) => {
       response.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000' });
       response.write('partial');
       reset = () => incoming.socket.resetAndDestroy();

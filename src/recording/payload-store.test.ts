@@ -1,36 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { baseConfig, startDemo, type Backend } from '../../test/support/backends.js';
-import { byTransaction, eventually, GatewayProcess, Workspace } from '../../test/support/gateway-process.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction, eventually, type GatewayProcess } from '../../test/support/gateway-process.js';
 import { payloadFolder } from './payload-store.js';
 
-let workspace: Workspace;
-let backend: Backend;
-let gateway: GatewayProcess | undefined;
+const fixture = useGatewayFixture({ demo: true });
 
-beforeEach(async () => {
-  workspace = await Workspace.create();
-  backend = await startDemo();
-});
-
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  await backend.close();
-  await workspace.remove();
-});
-
-async function startWithPayloads(overrides: Record<string, any> = {}): Promise<GatewayProcess> {
-  const config = baseConfig(workspace, backend.url, { ...overrides, trafficLog: { payloads: { enabled: true } } });
-  gateway = await GatewayProcess.start(await workspace.writeConfig(config));
-  return gateway;
+function startWithPayloads(overrides: Record<string, any> = {}): Promise<GatewayProcess> {
+  const config = baseConfig(fixture.workspace, fixture.demo.url, { ...overrides, trafficLog: { payloads: { enabled: true } } });
+  return fixture.start(config);
 }
 
 async function transactionsAfterStop(count: number) {
-  await gateway?.stop();
-  const transactions = byTransaction(await workspace.logLines());
+  await fixture.gateway?.stop();
+  const transactions = byTransaction(await fixture.workspace.logLines());
   expect(transactions.size).toBe(count);
   return transactions;
 }
@@ -47,17 +33,17 @@ describe('payload store', () => {
     const transaction = (await transactionsAfterStop(1)).get(id);
     expect(transaction).toBeDefined();
     const folder = payloadFolder(transaction!.lines[0]!.timestamp);
-    expect(await workspace.payloadFiles()).toEqual(
+    expect(await fixture.workspace.payloadFiles()).toEqual(
       [`${id}-0-received`, `${id}-0-sent`, `${id}-1-received`, `${id}-1-sent`].map((name) => `${folder}/${name}`),
     );
     for (const name of ['0-received', '0-sent', '1-received', '1-sent']) {
-      expect(await readFile(workspace.path('payloads', folder, `${id}-${name}`), 'utf8')).toBe(body);
+      expect(await readFile(fixture.workspace.path('payloads', folder, `${id}-${name}`), 'utf8')).toBe(body);
     }
     const [client, upstream] = transaction!.legs;
-    expect(fileURLToPath(client!.protocolInfo.recvPayload)).toBe(workspace.path('payloads', folder, `${id}-0-received`));
-    expect(fileURLToPath(client!.protocolInfo.sentPayload)).toBe(workspace.path('payloads', folder, `${id}-0-sent`));
-    expect(fileURLToPath(upstream!.protocolInfo.sentPayload)).toBe(workspace.path('payloads', folder, `${id}-1-sent`));
-    expect(fileURLToPath(upstream!.protocolInfo.recvPayload)).toBe(workspace.path('payloads', folder, `${id}-1-received`));
+    expect(fileURLToPath(client!.protocolInfo.recvPayload)).toBe(fixture.workspace.path('payloads', folder, `${id}-0-received`));
+    expect(fileURLToPath(client!.protocolInfo.sentPayload)).toBe(fixture.workspace.path('payloads', folder, `${id}-0-sent`));
+    expect(fileURLToPath(upstream!.protocolInfo.sentPayload)).toBe(fixture.workspace.path('payloads', folder, `${id}-1-sent`));
+    expect(fileURLToPath(upstream!.protocolInfo.recvPayload)).toBe(fixture.workspace.path('payloads', folder, `${id}-1-received`));
     expect(client!.protocolInfo.http.bytesReceived).toBe(body.length);
     expect(upstream!.protocolInfo.http.bytesSent).toBe(body.length);
   });
@@ -70,8 +56,8 @@ describe('payload store', () => {
 
     const transaction = (await transactionsAfterStop(1)).get(id)!;
     const folder = payloadFolder(transaction.lines[0]!.timestamp);
-    expect(await workspace.payloadFiles()).toEqual([`${folder}/${id}-0-sent`, `${folder}/${id}-1-received`]);
-    expect(await readFile(workspace.path('payloads', folder, `${id}-1-received`), 'utf8')).toBe(text);
+    expect(await fixture.workspace.payloadFiles()).toEqual([`${folder}/${id}-0-sent`, `${folder}/${id}-1-received`]);
+    expect(await readFile(fixture.workspace.path('payloads', folder, `${id}-1-received`), 'utf8')).toBe(text);
     expect(transaction.legs[0]!.protocolInfo.recvPayload).toBeNull();
     expect(transaction.legs[1]!.protocolInfo.sentPayload).toBeNull();
   });
@@ -111,7 +97,7 @@ describe('payload store', () => {
     const missingId = missing.headers['x-correlation-id'] as string;
 
     const transactions = await transactionsAfterStop(2);
-    const files = await workspace.payloadFiles();
+    const files = await fixture.workspace.payloadFiles();
     expect(files.some((file) => file.includes(okId))).toBe(false);
     expect(files.filter((file) => file.includes(missingId)).map((file) => file.split('/').pop())).toEqual([
       `${missingId}-0-sent`,
@@ -131,7 +117,7 @@ describe('payload store', () => {
     await off.body.text();
 
     const transactions = await transactionsAfterStop(2);
-    expect(await workspace.payloadFiles()).toEqual([]);
+    expect(await fixture.workspace.payloadFiles()).toEqual([]);
     const withHeaders = transactions.get(headersOnly.headers['x-correlation-id'] as string)!;
     expect(withHeaders.legs[1]!.protocolInfo.sentHeader).toMatch(/^POST \/echo HTTP\/1.1\r\n/);
     expect(withHeaders.legs[1]!.protocolInfo.recvPayload).toBeNull();
@@ -140,12 +126,12 @@ describe('payload store', () => {
   });
 
   it('writes no payload files when payload storage is off, whatever detailedRecording says', async () => {
-    const config = baseConfig(workspace, backend.url, { api: { detailedRecording: 'full' } });
-    gateway = await GatewayProcess.start(await workspace.writeConfig(config));
-    const response = await request(`${gateway.url}/api/echo`, { method: 'POST', body: 'body' });
+    const config = baseConfig(fixture.workspace, fixture.demo.url, { api: { detailedRecording: 'full' } });
+    const gw = await fixture.start(config);
+    const response = await request(`${gw.url}/api/echo`, { method: 'POST', body: 'body' });
     await response.body.text();
     const transactions = await transactionsAfterStop(1);
-    expect(await workspace.payloadFiles()).toEqual([]);
+    expect(await fixture.workspace.payloadFiles()).toEqual([]);
     const legs = transactions.get(response.headers['x-correlation-id'] as string)!.legs;
     expect(legs[0]!.protocolInfo.recvHeader).toContain('POST /api/echo');
     expect(legs.every((leg) => leg.protocolInfo.recvPayload === null && leg.protocolInfo.sentPayload === null)).toBe(true);
@@ -156,7 +142,7 @@ describe('payload store', () => {
     const response = await request(`${gw.url}/api/echo`, { method: 'POST', body: 'x'.repeat(200_000) });
     await response.body.text();
     const id = response.headers['x-correlation-id'] as string;
-    const transaction = await eventually(async () => byTransaction(await workspace.logLines()).get(id), 5_000, 'the log line');
+    const transaction = await eventually(async () => byTransaction(await fixture.workspace.logLines()).get(id), 5_000, 'the log line');
     const stored = await readFile(fileURLToPath(transaction.legs[0]!.protocolInfo.recvPayload));
     expect(stored.length).toBe(200_000);
   });

@@ -3,13 +3,13 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { baseConfig, startBackend, type Backend } from '../../test/support/backends.js';
-import { byTransaction, GatewayProcess, Workspace, type LogLine, type TransactionLines } from '../../test/support/gateway-process.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { baseConfig, type Backend } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction, type GatewayProcess, type LogLine, type TransactionLines } from '../../test/support/gateway-process.js';
 
-let workspace: Workspace;
+const fixture = useGatewayFixture();
 let backend: Backend;
-let gateway: GatewayProcess | undefined;
 /** Request bodies as the back end received them, in order. */
 let receivedBodies: string[];
 
@@ -51,9 +51,8 @@ function readBody(incoming: IncomingMessage): Promise<string> {
 }
 
 beforeEach(async () => {
-  workspace = await Workspace.create();
   receivedBodies = [];
-  backend = await startBackend((incoming, outgoing) => {
+  backend = await fixture.backend((incoming, outgoing) => {
     void readBody(incoming).then((body) => {
       receivedBodies.push(body);
       if (incoming.url?.startsWith('/echo')) {
@@ -67,22 +66,14 @@ beforeEach(async () => {
   });
 });
 
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  await backend.close();
-  await workspace.remove();
-});
-
-async function startRecordingEverything(overrides: Record<string, any> = {}, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
-  const config = baseConfig(workspace, backend.url, {
+function startRecordingEverything(overrides: Record<string, any> = {}, env: NodeJS.ProcessEnv = {}): Promise<GatewayProcess> {
+  const config = baseConfig(fixture.workspace, backend.url, {
     // Secret headers named as tag headers must not leak through the tags either.
     api: { detailedRecording: 'full', tagHeaders: ['X-Session-Token', 'Authorization'] },
     analytics: { redact: { headers: ['X-Session-Token'], queryParams: ['sig'], jsonFields: ['card_number'] }, ...overrides },
     trafficLog: { payloads: { enabled: true } },
   });
-  gateway = await GatewayProcess.start(await workspace.writeConfig(config), env);
-  return gateway;
+  return fixture.start(config, env);
 }
 
 /** The login request carrying every kind of secret. */
@@ -110,7 +101,7 @@ function expectNoSecret(where: string, bytes: Buffer | string): void {
 }
 
 async function expectNoSecretInWorkspace(): Promise<Map<string, Buffer>> {
-  const files = await allFiles(workspace.dir);
+  const files = await allFiles(fixture.workspace.dir);
   expect(files.size).toBeGreaterThan(1);
   for (const [path, bytes] of files) expectNoSecret(path, bytes);
   return files;
@@ -172,8 +163,8 @@ describe('redaction of recorded traffic', () => {
     expect(await gw.stop()).toBe(0);
 
     const files = await expectNoSecretInWorkspace();
-    expect([...files.keys()].filter((path) => path.startsWith(workspace.payloadDir))).toHaveLength(4);
-    const transaction = byTransaction(await workspace.logLines()).get(id)!;
+    expect([...files.keys()].filter((path) => path.startsWith(fixture.workspace.payloadDir))).toHaveLength(4);
+    const transaction = byTransaction(await fixture.workspace.logLines()).get(id)!;
     await expectRedactedRecord(transaction);
     expectNoSecret('stderr', gw.stderr);
   });
@@ -219,7 +210,7 @@ describe('redaction of recorded traffic', () => {
     expect(await gw.stop()).toBe(0);
 
     await expectNoSecretInWorkspace();
-    const [client, upstream] = byTransaction(await workspace.logLines()).get(id)!.legs;
+    const [client, upstream] = byTransaction(await fixture.workspace.logLines()).get(id)!.legs;
     expect(client!.protocolInfo.recvPayloadTruncated).toBe(true);
     expect(upstream!.protocolInfo.recvPayloadTruncated).toBe(true);
     const expected = `{"pad":"${'x'.repeat(300)}","items":[{"password":"[REDACTED]"`;

@@ -1,36 +1,22 @@
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { baseConfig, startDemo, type Backend } from '../../test/support/backends.js';
-import { byTransaction, eventually, GatewayProcess, Workspace, type LogLine } from '../../test/support/gateway-process.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig } from '../../test/support/backends.js';
+import { useGatewayFixture } from '../../test/support/fixture.js';
+import { byTransaction, eventually, type GatewayProcess, type LogLine } from '../../test/support/gateway-process.js';
 
 const MB = 1024 * 1024;
 const CURRENT = 'test_gw_traffic.log';
 
-let workspace: Workspace;
-let backend: Backend;
-let gateway: GatewayProcess | undefined;
-
-beforeEach(async () => {
-  workspace = await Workspace.create();
-  backend = await startDemo();
-});
-
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  await backend.close();
-  await workspace.remove();
-});
+const fixture = useGatewayFixture({ demo: true });
 
 function utcDay(epochMs = Date.now()): string {
   return new Date(epochMs).toISOString().slice(0, 10);
 }
 
-async function start(overrides: Record<string, any>): Promise<GatewayProcess> {
-  gateway = await GatewayProcess.start(await workspace.writeConfig(baseConfig(workspace, backend.url, overrides)));
-  return gateway;
+function start(overrides: Record<string, any>): Promise<GatewayProcess> {
+  return fixture.start(baseConfig(fixture.workspace, fixture.demo.url, overrides));
 }
 
 /** `count` GETs, `concurrency` at a time; returns the correlation ids. */
@@ -51,8 +37,8 @@ async function sendRequests(gw: GatewayProcess, count: number, concurrency: numb
 /** The log files, each with its lines parsed; fails on any line that is not a whole JSON object. */
 async function readLogFiles(): Promise<Map<string, LogLine[]>> {
   const files = new Map<string, LogLine[]>();
-  for (const name of (await readdir(workspace.logDir)).sort()) {
-    const text = await readFile(join(workspace.logDir, name), 'utf8');
+  for (const name of (await readdir(fixture.workspace.logDir)).sort()) {
+    const text = await readFile(join(fixture.workspace.logDir, name), 'utf8');
     expect(text === '' || text.endsWith('\n'), `${name} ends with a whole line`).toBe(true);
     const lines = text.split('\n').slice(0, -1);
     files.set(
@@ -71,7 +57,7 @@ async function readLogFiles(): Promise<Map<string, LogLine[]>> {
 
 /** The lines of the file being written, parsed. */
 async function currentLines(): Promise<LogLine[]> {
-  const text = await readFile(join(workspace.logDir, CURRENT), 'utf8').catch(() => '');
+  const text = await readFile(join(fixture.workspace.logDir, CURRENT), 'utf8').catch(() => '');
   return text
     .split('\n')
     .filter((line) => line !== '')
@@ -121,7 +107,7 @@ describe('rolling the traffic log', () => {
       for (const id of new Set(fileLines.map((line) => line.correlationId))) {
         expect(fileLines.filter((line) => line.correlationId === id), `${id} whole in ${name}`).toHaveLength(4);
       }
-      const { size } = await stat(join(workspace.logDir, name));
+      const { size } = await stat(join(fixture.workspace.logDir, name));
       expect(size, `${name} size`).toBeLessThanOrEqual(maxBytes + largestTransaction);
       if (name !== CURRENT) expect(size, `${name} size`).toBeGreaterThan(maxBytes / 2);
     }
@@ -129,28 +115,28 @@ describe('rolling the traffic log', () => {
 
   it('keeps counting from the highest rolled file after a restart, never overwriting one', async () => {
     const day = utcDay();
-    const earlier = join(workspace.logDir, `test_gw_traffic_${day}-1.log`);
-    await mkdir(workspace.logDir, { recursive: true });
+    const earlier = join(fixture.workspace.logDir, `test_gw_traffic_${day}-1.log`);
+    await mkdir(fixture.workspace.logDir, { recursive: true });
     await writeFile(earlier, '{"from":"an earlier run"}\n');
 
     const first = await start({ trafficLog: { maxFileSizeMb: 0.02 } });
     await sendRequests(first, 20, 5);
     expect(await first.stop()).toBe(0);
-    const afterFirst = rolledNumbers(await readdir(workspace.logDir), day);
+    const afterFirst = rolledNumbers(await readdir(fixture.workspace.logDir), day);
     expect(afterFirst.slice(0, 2)).toEqual([1, 2]);
     expect(afterFirst).toEqual(afterFirst.map((_, index) => index + 1));
     const lastOfFirstRun = afterFirst[afterFirst.length - 1] as number;
-    const lastFileOfFirstRun = await readFile(join(workspace.logDir, `test_gw_traffic_${day}-${lastOfFirstRun}.log`), 'utf8');
+    const lastFileOfFirstRun = await readFile(join(fixture.workspace.logDir, `test_gw_traffic_${day}-${lastOfFirstRun}.log`), 'utf8');
 
     const second = await start({ trafficLog: { maxFileSizeMb: 0.02 } });
     await sendRequests(second, 20, 5);
     expect(await second.stop()).toBe(0);
-    const afterSecond = rolledNumbers(await readdir(workspace.logDir), day);
+    const afterSecond = rolledNumbers(await readdir(fixture.workspace.logDir), day);
     expect(afterSecond.length).toBeGreaterThan(afterFirst.length);
     expect(afterSecond).toEqual(afterSecond.map((_, index) => index + 1));
 
     expect(await readFile(earlier, 'utf8')).toBe('{"from":"an earlier run"}\n');
-    expect(await readFile(join(workspace.logDir, `test_gw_traffic_${day}-${lastOfFirstRun}.log`), 'utf8')).toBe(lastFileOfFirstRun);
+    expect(await readFile(join(fixture.workspace.logDir, `test_gw_traffic_${day}-${lastOfFirstRun}.log`), 'utf8')).toBe(lastFileOfFirstRun);
     const files = await readLogFiles();
     expect([...files.values()].flat().filter((line) => line.transactionSummary !== undefined)).toHaveLength(40);
   });
@@ -168,7 +154,7 @@ const KB10 = Buffer.alloc(10 * 1024, 0x62);
 /** A rolled log file or a payload minute folder holding 10 KB, dated `time`. */
 async function createOld(item: OldItem): Promise<void> {
   const isLog = item.path.startsWith('logs/');
-  const file = isLog ? workspace.path(item.path) : workspace.path(item.path, `0000000000000000000000${item.path.length}-1-received`);
+  const file = isLog ? fixture.workspace.path(item.path) : fixture.workspace.path(item.path, `0000000000000000000000${item.path.length}-1-received`);
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, KB10);
   if (isLog) await utimes(file, item.time / 1000, item.time / 1000);
@@ -193,9 +179,9 @@ async function treeBytes(path: string): Promise<number> {
 
 /** What the quota counts: traffic log files in the log directory and everything under the payload directory. */
 async function quotaBytes(): Promise<number> {
-  const names = (await readdir(workspace.logDir)).filter((name) => /_traffic(_\d{4}-\d{2}-\d{2}-\d+)?\.log$/.test(name));
-  let total = await treeBytes(workspace.payloadDir);
-  for (const name of names) total += await treeBytes(join(workspace.logDir, name));
+  const names = (await readdir(fixture.workspace.logDir)).filter((name) => /_traffic(_\d{4}-\d{2}-\d{2}-\d+)?\.log$/.test(name));
+  let total = await treeBytes(fixture.workspace.payloadDir);
+  for (const name of names) total += await treeBytes(join(fixture.workspace.logDir, name));
   return total;
 }
 
@@ -214,7 +200,7 @@ describe('disk quota', () => {
     ];
     for (const item of old) await createOld(item);
     // Not a traffic log file: neither counted nor deleted.
-    await writeFile(workspace.path('logs', 'notes.txt'), KB10);
+    await writeFile(fixture.workspace.path('logs', 'notes.txt'), KB10);
     expect(await quotaBytes()).toBeGreaterThan(maxBytes);
 
     const gw = await start({ trafficLog: { maxDiskSpaceMb: 0.05, diskCheckIntervalSec: 1, payloads: { enabled: true } } });
@@ -223,16 +209,16 @@ describe('disk quota', () => {
     await eventually(async () => ((await quotaBytes()) <= maxBytes ? true : undefined), 5_000, 'the total to be under the quota');
     expect(await gw.stop()).toBe(0);
 
-    const survived = await Promise.all(old.map((item) => exists(workspace.path(item.path))));
+    const survived = await Promise.all(old.map((item) => exists(fixture.workspace.path(item.path))));
     const deleted = survived.filter((kept) => !kept).length;
     expect(deleted).toBeGreaterThanOrEqual(3);
     // Oldest first: everything deleted is older than everything kept.
     expect(survived).toEqual(old.map((_, index) => index >= deleted));
 
-    expect(await exists(workspace.path('logs', 'notes.txt'))).toBe(true);
+    expect(await exists(fixture.workspace.path('logs', 'notes.txt'))).toBe(true);
     const current = byTransaction(await currentLines());
     for (const id of ids) expect(current.get(id)?.lines, `${id} in the current log file`).toHaveLength(4);
-    const payloads = await workspace.payloadFiles();
+    const payloads = await fixture.workspace.payloadFiles();
     for (const id of ids) expect(payloads.filter((file) => file.includes(id))).toHaveLength(2);
     expect(await quotaBytes()).toBeLessThanOrEqual(maxBytes);
   });
@@ -241,13 +227,13 @@ describe('disk quota', () => {
     await createOld({ path: 'logs/test_gw_traffic_2020-01-01-1.log', time: Date.parse('2020-01-01T00:00:00Z') });
     const gw = await start({ trafficLog: { maxDiskSpaceMb: 0.005, diskCheckIntervalSec: 1 } });
     const ids = await sendRequests(gw, 10, 5);
-    await eventually(async () => ((await exists(workspace.path('logs/test_gw_traffic_2020-01-01-1.log'))) ? undefined : true), 5_000, 'the old file to go');
+    await eventually(async () => ((await exists(fixture.workspace.path('logs/test_gw_traffic_2020-01-01-1.log'))) ? undefined : true), 5_000, 'the old file to go');
     // Two more checks with the current file alone over the quota.
     await new Promise((resolve) => setTimeout(resolve, 2_200));
     expect(await gw.stop()).toBe(0);
 
-    expect(await readdir(workspace.logDir)).toEqual([CURRENT]);
-    expect(await treeBytes(join(workspace.logDir, CURRENT))).toBeGreaterThan(0.005 * MB);
-    expect(byTransaction(await workspace.logLines()).size).toBe(ids.length);
+    expect(await readdir(fixture.workspace.logDir)).toEqual([CURRENT]);
+    expect(await treeBytes(join(fixture.workspace.logDir, CURRENT))).toBeGreaterThan(0.005 * MB);
+    expect(byTransaction(await fixture.workspace.logLines()).size).toBe(ids.length);
   });
 });

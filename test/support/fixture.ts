@@ -1,0 +1,70 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { afterEach, beforeEach } from 'vitest';
+import { startBackend, startDemo, type Backend } from './backends.js';
+import { GatewayProcess, Workspace } from './gateway-process.js';
+
+export interface GatewayFixture {
+  /** This test's scratch directory. */
+  readonly workspace: Workspace;
+  /** The demo back end, started for each test when the fixture was asked for it. */
+  readonly demo: Backend;
+  /** The gateway this test started last, if any. */
+  readonly gateway: GatewayProcess | undefined;
+  /** A back end closed after the test. */
+  backend(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<Backend>;
+  /** Writes `config` into the workspace and starts the gateway through the CLI; it is stopped after the test. */
+  start(config: Record<string, any>, env?: NodeJS.ProcessEnv): Promise<GatewayProcess>;
+  /** Runs `cleanup` after the test, before the gateway stops: an open WebSocket would hold its shutdown. */
+  onCleanup(cleanup: () => Promise<void>): void;
+}
+
+/** Gives each test of the file a fresh workspace and removes everything it started afterwards. */
+export function useGatewayFixture(options: { demo?: boolean } = {}): GatewayFixture {
+  let workspace: Workspace;
+  let demo: Backend | undefined;
+  let gateways: GatewayProcess[];
+  let backends: Backend[];
+  let cleanups: (() => Promise<void>)[];
+
+  beforeEach(async () => {
+    workspace = await Workspace.create();
+    gateways = [];
+    backends = [];
+    cleanups = [];
+    demo = options.demo ? await startDemo() : undefined;
+    if (demo) backends.push(demo);
+  });
+
+  afterEach(async () => {
+    for (const cleanup of cleanups) await cleanup();
+    await Promise.all(gateways.map((gateway) => gateway.stop()));
+    await Promise.all(backends.map((backend) => backend.close()));
+    await workspace.remove();
+  });
+
+  return {
+    get workspace() {
+      return workspace;
+    },
+    get demo() {
+      if (demo === undefined) throw new Error('no demo back end: use useGatewayFixture({ demo: true })');
+      return demo;
+    },
+    get gateway() {
+      return gateways.at(-1);
+    },
+    async backend(handler) {
+      const started = await startBackend(handler);
+      backends.push(started);
+      return started;
+    },
+    async start(config, env = {}) {
+      const gateway = await GatewayProcess.start(await workspace.writeConfig(config), env);
+      gateways.push(gateway);
+      return gateway;
+    },
+    onCleanup(cleanup) {
+      cleanups.push(cleanup);
+    },
+  };
+}
