@@ -7,8 +7,6 @@ let counter = randomBytes(3).readUIntBE(0, 3);
 let cachedSecond = -1;
 let cachedPrefix = '';
 
-export const NO_TRANSACTION_ID = '000000000000000000000000';
-
 export function newCorrelationId(nowMs: number = Date.now()): string {
   const second = Math.floor(nowMs / 1000);
   if (second !== cachedSecond) {
@@ -19,7 +17,3 @@ export function newCorrelationId(nowMs: number = Date.now()): string {
   return cachedPrefix + counter.toString(16).padStart(6, '0');
 }
 
-/** The Unix time in seconds carried by the first 4 bytes of an id. */
-export function correlationIdSeconds(id: string): number {
-  return Number.parseInt(id.slice(0, 8), 16);
-}

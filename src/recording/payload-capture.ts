@@ -2,7 +2,7 @@ import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Bodies larger than this go to disk while they stream instead of waiting in memory. */
-export const SPILL_AFTER_BYTES = 64 * 1024;
+const SPILL_AFTER_BYTES = 64 * 1024;
 
 export interface SettledPayload {
   /** The file the body was streamed into, or null when it is held in `chunks`. */
