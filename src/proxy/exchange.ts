@@ -48,7 +48,6 @@ export class ProxyExchange implements RawDispatchHandler {
   #abortUpstream: ((error?: Error) => void) | null = null;
   #resumeUpstream: (() => void) | null = null;
   #waitingForDrain = false;
-  #requestBytesSent = 0;
   #responseCapture: PayloadCapture | null = null;
   #requestCapture: PayloadCapture | null;
   #clientGone = false;
@@ -105,7 +104,6 @@ export class ProxyExchange implements RawDispatchHandler {
   }
 
   onBodySent(chunk: Buffer): void {
-    this.#requestBytesSent += chunk.length;
     // Only the attempt that carried the body links to it.
     if (this.#leg.bytesSent === 0) this.#leg.sentCapture = this.#requestCapture;
     this.#leg.bytesSent += chunk.length;
@@ -176,7 +174,7 @@ export class ProxyExchange implements RawDispatchHandler {
     const failure = classifyUpstreamError(error);
     if (failure.connectFailed) {
       this.options.route.targets.markDown(this.#target, Date.now());
-      if (--this.#attemptsLeft > 0 && this.#requestBytesSent === 0) {
+      if (--this.#attemptsLeft > 0 && leg.bytesSent === 0) {
         this.#target = this.options.route.targets.pick(Date.now());
         this.#leg = this.#newLeg();
         return this.start();
