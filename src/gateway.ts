@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import { createRequestHandler } from './proxy/handler.js';
+import { InFlight } from './proxy/in-flight.js';
 import { createClientErrorHandler } from './proxy/malformed-request.js';
 import { createRoute, createRouter } from './proxy/router.js';
 import { PoolRegistry, TargetSet } from './proxy/targets.js';
@@ -12,7 +13,6 @@ import { createUpgradeHandler } from './proxy/websocket.js';
 import { PayloadStore } from './recording/payload-store.js';
 import { Recorder } from './recording/recorder.js';
 import { Redactor } from './recording/redactor.js';
-import type { Transaction } from './recording/transaction.js';
 import { EventFormatter } from './traffic-log/event-formatter.js';
 import { openTrafficLog } from './traffic-log/traffic-log.js';
 import { VERSION } from './version.js';
@@ -33,43 +33,6 @@ export interface RunningGateway {
   instance: string;
   /** Stops accepting, lets requests in flight finish (up to the shutdown timeout), flushes every log. */
   close(): Promise<void>;
-}
-
-/** Requests in flight, each with a way to cut it, so shutdown can wait for them or end them. */
-class InFlight {
-  readonly #cuts = new Map<Transaction, () => void>();
-  #idle: (() => void) | null = null;
-
-  get count(): number {
-    return this.#cuts.size;
-  }
-
-  enter(transaction: Transaction, cut: () => void): void {
-    this.#cuts.set(transaction, cut);
-  }
-
-  leave(transaction: Transaction): void {
-    if (this.#cuts.delete(transaction) && this.#cuts.size === 0 && this.#idle !== null) this.#idle();
-  }
-
-  idle(timeoutMs: number): Promise<boolean> {
-    if (this.count === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.#idle = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-    });
-  }
-
-  /** Ends every request still in flight, recorded as cut by the shutdown. */
-  cutAll(): void {
-    for (const [transaction, cut] of this.#cuts) {
-      transaction.fail('gateway-shutdown', 'the gateway shut down before the exchange completed');
-      cut();
-    }
-  }
 }
 
 /**
@@ -164,7 +127,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
         const drained = await inFlight.idle(gateway.shutdownTimeoutMs);
         if (!drained) {
           options.notify(`shutdown: ${inFlight.count} request(s) still in flight after ${gateway.shutdownTimeoutMs} ms, closing them`);
-          inFlight.cutAll();
+          inFlight.cutAll(() => server.closeAllConnections());
           // A cut exchange is finished by its sockets' close events: wait for them, so it is
           // recorded before the traffic log closes.
           await inFlight.idle(CUT_SETTLE_MS);

@@ -5,6 +5,7 @@ import type { PayloadCapture } from '../recording/payload-capture.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { Leg, Transaction } from '../recording/transaction.js';
 import { clientResponseHeaders } from './headers.js';
+import type { InFlight } from './in-flight.js';
 import type { Route } from './router.js';
 import type { Target } from './targets.js';
 import { classifyUpstreamError } from './upstream-errors.js';
@@ -26,6 +27,7 @@ interface RawDispatchHandler {
 
 export interface ExchangeOptions {
   recorder: Recorder;
+  inFlight: InFlight;
   route: Route;
   /** Path and query to request, below the target URL's own path. */
   forwardPath: string;
@@ -203,7 +205,9 @@ export class ProxyExchange implements RawDispatchHandler {
     } else {
       this.#clientGone = true;
       client.finalStatus = 'Error';
-      if (this.request.complete) {
+      if (this.options.inFlight.cutting) {
+        this.transaction.fail('gateway-shutdown', 'the gateway shut down before the exchange completed');
+      } else if (this.request.complete) {
         this.transaction.fail('client-aborted-response', 'the client closed the connection before the whole response was sent');
       } else {
         this.transaction.fail('client-aborted-request', 'the client closed the connection before sending the whole request');

@@ -5,14 +5,14 @@ import type { Recorder } from '../recording/recorder.js';
 import { Transaction, type Protocol } from '../recording/transaction.js';
 import { ProxyExchange, sendGatewayError } from './exchange.js';
 import { upstreamRequestHeaders } from './headers.js';
+import type { InFlight } from './in-flight.js';
 import { matchEndpoint, type RouteMatch } from './router.js';
 
 export interface ProxyContext {
   route: (path: string) => RouteMatch | null;
   recorder: Recorder;
   protocol: Protocol;
-  /** Requests in flight, so shutdown can wait for them or cut them. */
-  inFlight: { enter(transaction: Transaction, cut: () => void): void; leave(transaction: Transaction): void };
+  inFlight: InFlight;
 }
 
 /** Fills the client side of a new transaction (leg 0) from the incoming request. */
@@ -44,7 +44,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
 
   return function handleRequest(request, response) {
     const transaction = beginTransaction(request, protocol);
-    inFlight.enter(transaction, () => response.destroy());
+    inFlight.enter();
     const routeStart = performance.now();
     const match = context.route(transaction.path);
 
@@ -61,7 +61,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
         const client = transaction.clientLeg;
         client.lastByteMs = transaction.endMono - client.startMono;
         client.finalStatus = response.writableFinished ? 'Fail' : 'Error';
-        inFlight.leave(transaction);
+        inFlight.leave();
         if (tracked) recorder.finish(transaction);
       });
       sendGatewayError(response, transaction, 404, `no API listens on ${transaction.path}`, capture);
@@ -93,6 +93,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
     const upstreamStart = performance.now();
     const exchange = new ProxyExchange(request, response, transaction, {
       recorder,
+      inFlight,
       route,
       forwardPath,
       upstreamHeaders: upstreamRequestHeaders(request.rawHeaders, request.headers.connection, {
@@ -106,7 +107,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
       onDone: (done) => {
         const failed = done.failure !== null;
         done.step('upstream', 'proxy', upstreamStart, failed ? 'Error' : done.status >= 500 ? 'Fail' : 'Pass', done.failureMessage);
-        inFlight.leave(done);
+        inFlight.leave();
         if (tracked) recorder.finish(done);
       },
     });

@@ -25,7 +25,9 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
     const socket = duplex as Socket;
     const transaction = beginTransaction(request, protocol);
     const cancelUpgrade = new AbortController();
-    inFlight.enter(transaction, () => {
+    inFlight.enter();
+    const release = inFlight.holdUpgraded(() => {
+      transaction.fail('gateway-shutdown', 'the gateway shut down before the exchange completed');
       cancelUpgrade.abort();
       socket.destroy();
     });
@@ -41,7 +43,8 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
       client.lastByteMs = transaction.endMono - client.startMono;
       client.finalStatus ??= transaction.failure === null ? 'Pass' : 'Error';
       client.bytesReceived = socket.bytesRead;
-      inFlight.leave(transaction);
+      release();
+      inFlight.leave();
       if (tracked) recorder.finish(transaction);
     };
     const refuse = (status: number, statusText: string, message: string): void => {
