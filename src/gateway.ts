@@ -15,6 +15,7 @@ import { Recorder } from './recording/recorder.js';
 import { Redactor } from './recording/redactor.js';
 import { EventFormatter } from './traffic-log/event-formatter.js';
 import { openTrafficLog } from './traffic-log/traffic-log.js';
+import { ThrottledReporter } from './throttled-reporter.js';
 import { VERSION } from './version.js';
 
 /** How long cut requests get to finish and be recorded at shutdown. */
@@ -35,30 +36,11 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/**
- * A failing disk fails every write: report a repeated error once per interval, with a count of
- * the repeats, instead of flooding standard error.
- */
-function throttledReporter(notify: (message: string) => void, intervalMs = 10_000) {
-  const lastReported = new Map<string, { at: number; repeats: number }>();
-  return (what: string) => (error: Error) => {
-    const message = `${what}: ${error.message}`;
-    const now = Date.now();
-    const last = lastReported.get(message);
-    if (last !== undefined && now - last.at < intervalMs) {
-      last.repeats++;
-      return;
-    }
-    notify(last !== undefined && last.repeats > 0 ? `${message} (and ${last.repeats} more like it)` : message);
-    lastReported.set(message, { at: now, repeats: 0 });
-  };
-}
-
 export async function startGateway(config: Config, options: GatewayOptions): Promise<RunningGateway> {
   const { gateway, trafficLog: logConfig } = config;
   const instance = options.instance ?? gateway.instance;
   const redactor = new Redactor(config.analytics.redact);
-  const reportError = throttledReporter(options.notify);
+  const errors = new ThrottledReporter(options.notify);
 
   const formatter = new EventFormatter(
     {
@@ -72,10 +54,10 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
     },
     redactor,
   );
-  const trafficLog = openTrafficLog({ config: logConfig, group: gateway.group, instance, formatter, onError: reportError('traffic log') });
+  const trafficLog = openTrafficLog({ config: logConfig, group: gateway.group, instance, formatter, onError: errors.for('traffic log') });
   const payloadStore =
     trafficLog !== null && logConfig.payloads.enabled
-      ? new PayloadStore(logConfig.payloads.directory, redactor, reportError('payload store'))
+      ? new PayloadStore(logConfig.payloads.directory, redactor, errors.for('payload store'))
       : null;
   const recorder = new Recorder({
     analytics: config.analytics,
@@ -136,6 +118,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
         await closed;
         await recorder.close();
         await pools.close();
+        errors.flush();
       })();
       return closing;
     },

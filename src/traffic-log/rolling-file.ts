@@ -10,11 +10,39 @@ const { SonicBoom } = sonicBoom;
 // gateway when each write waits for a turn of a loaded event loop, and the backlog grows.
 const MAX_WRITE_BYTES = 1024 * 1024;
 
+// What may wait in memory for the disk (a slow or full disk): past it, new lines are dropped,
+// and reported, rather than the gateway running out of memory.
+const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+const CLOSE_TIMEOUT_MS = 5_000;
+
 type Boom = InstanceType<typeof SonicBoom>;
+
+function openBoom(target: { dest: string } | { fd: number }, onError: (error: Error) => void): Boom {
+  const boom = new SonicBoom({ ...target, append: true, sync: false, maxWrite: MAX_WRITE_BYTES, maxLength: MAX_BUFFERED_BYTES, contentMode: 'buffer' });
+  boom.on('error', onError);
+  boom.on('drop', () => onError(new Error(`over ${MAX_BUFFERED_BYTES / 1024 / 1024} MiB wait for the disk: a transaction's lines were dropped`)));
+  return boom;
+}
 
 /** sonic-boom's type definitions know only its text mode; in buffer mode it takes bytes. */
 function writeBytes(boom: Boom, lines: Buffer): void {
   boom.write(lines as unknown as string);
+}
+
+/** Flushes and closes; a disk that cannot take the rest (full, gone) does not hold shutdown. */
+function closeBoom(boom: Boom, onError: (error: Error) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      onError(new Error(`could not write the last lines within ${CLOSE_TIMEOUT_MS} ms; they are lost`));
+      boom.destroy();
+      resolve();
+    }, CLOSE_TIMEOUT_MS);
+    boom.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    boom.end();
+  });
 }
 
 export interface LineDestination {
@@ -57,8 +85,7 @@ export class RollingFile implements LineDestination {
       const match = rolledName.exec(name);
       if (match) this.#rolled.set(match[1] as string, Math.max(this.#rolled.get(match[1] as string) ?? 0, Number(match[2])));
     }
-    this.#boom = new SonicBoom({ dest: this.path, append: true, sync: false, maxWrite: MAX_WRITE_BYTES, contentMode: 'buffer' });
-    this.#boom.on('error', onError);
+    this.#boom = openBoom({ dest: this.path }, onError);
   }
 
   write(lines: Buffer): void {
@@ -111,10 +138,7 @@ export class RollingFile implements LineDestination {
 
   async close(): Promise<void> {
     await this.#rolling;
-    await new Promise<void>((resolve) => {
-      this.#boom.once('close', () => resolve());
-      this.#boom.end();
-    });
+    await closeBoom(this.#boom, this.onError);
   }
 }
 
@@ -128,13 +152,17 @@ function sizeOf(path: string): number {
 
 /** The same lines on standard output (`trafficLog.output: stdout`). */
 export class StdoutLines implements LineDestination {
-  #boom = new SonicBoom({ fd: 1, sync: false, maxWrite: MAX_WRITE_BYTES, contentMode: 'buffer' });
+  readonly #boom: Boom;
+
+  constructor(readonly onError: (error: Error) => void) {
+    this.#boom = openBoom({ fd: 1 }, onError);
+  }
 
   write(lines: Buffer): void {
     writeBytes(this.#boom, lines);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => this.#boom.flush(() => resolve()));
+    return closeBoom(this.#boom, this.onError);
   }
 }

@@ -39,7 +39,7 @@ export interface TrafficLogOptions {
 /** The traffic log for `trafficLog.output`, or null when it is `none`. */
 export function openTrafficLog({ config, group, instance, formatter, onError }: TrafficLogOptions): TrafficLog | null {
   if (config.output === 'none') return null;
-  if (config.output === 'stdout') return new TrafficLog(formatter, new StdoutLines(), null);
+  if (config.output === 'stdout') return new TrafficLog(formatter, new StdoutLines(onError), null);
 
   const directory = resolve(config.directory);
   const base = `${group}_${instance}_traffic`;
