@@ -131,8 +131,10 @@ export class ProxyExchange implements RawDispatchHandler {
     client.statusText = statusText;
     client.headersMs = performance.now() - client.startMono;
     client.sentHeader = { startLine: `HTTP/1.1 ${statusCode} ${statusText}`, fields: headers };
-    if (this.options.tracked) {
-      this.#responseCapture = this.options.recorder.capture(transaction, leg.index, 'received', contentTypeOf(rawHeaders));
+    const { recorder } = this.options;
+    if (this.options.tracked && recorder.wantsBodies(transaction)) {
+      const contentType = headerOf(rawHeaders, 'content-type');
+      this.#responseCapture = recorder.capture(transaction, leg.index, 'received', contentType, headerOf(rawHeaders, 'content-encoding'));
       leg.recvCapture = this.#responseCapture;
       client.sentCapture = this.#responseCapture;
     }
@@ -240,10 +242,11 @@ function hostHeader(target: Target): string {
   return target.port === defaultPort ? target.hostname : `${target.hostname}:${target.port}`;
 }
 
-function contentTypeOf(rawHeaders: Buffer[]): string {
+/** One header's value from raw header buffers; `lowerName` in lower case. */
+function headerOf(rawHeaders: Buffer[], lowerName: string): string {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as Buffer;
-    if (name.length === 12 && name.toString('latin1').toLowerCase() === 'content-type') return (rawHeaders[i + 1] as Buffer).toString('latin1');
+    if (name.length === lowerName.length && name.toString('latin1').toLowerCase() === lowerName) return (rawHeaders[i + 1] as Buffer).toString('latin1');
   }
   return '';
 }

@@ -86,7 +86,8 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
 
     const body = hasBody(request) ? request : null;
     if (body !== null && tracked) {
-      transaction.clientLeg.recvCapture = recorder.capture(transaction, 0, 'received', request.headers['content-type'] ?? '');
+      const { 'content-type': contentType = '', 'content-encoding': contentEncoding = '' } = request.headers;
+      transaction.clientLeg.recvCapture = recorder.capture(transaction, 0, 'received', contentType, contentEncoding);
     }
     const queryAt = transaction.uri.indexOf('?');
     const forwardPath = (route.api.stripListenPath ? rest : transaction.path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));

@@ -22,6 +22,7 @@ export class PayloadCapture {
   stored = 0;
   truncated = false;
   contentType = '';
+  contentEncoding = '';
   #chunks: Buffer[] = [];
   #file: Promise<FileHandle> | null = null;
   #writes: Promise<unknown> = Promise.resolve();

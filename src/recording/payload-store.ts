@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { decodeBody } from './content-decoding.js';
 import type { PayloadCapture, SettledPayload } from './payload-capture.js';
 import { PayloadWriter, type FileJob } from './payload-writer.js';
 import type { Redactor } from './redactor.js';
@@ -76,8 +77,8 @@ export class PayloadStore {
       }
       let first: string;
       if (settled.file === null) {
-        let body = settled.chunks.length === 1 ? (settled.chunks[0] as Buffer) : Buffer.concat(settled.chunks);
-        if (this.redactor.appliesToBody(capture.contentType)) body = this.redactor.jsonBody(body);
+        const body = await this.#redacted(capture, settled.chunks);
+        if (body === null) continue;
         first = (where[0] as Placement).path;
         files.push([where[0] as Placement, jobs.push({ path: first, data: body, sameAs: null }) - 1]);
       } else {
@@ -107,6 +108,22 @@ export class PayloadStore {
       if (placement.direction === 'received') placement.leg.recvPayload = uri;
       else placement.leg.sentPayload = uri;
     }
+  }
+
+  /**
+   * The bytes to store: a JSON body with its secret fields redacted (a compressed one decoded
+   * first, so it is stored decoded), any other body as it passed. Null when a JSON body cannot
+   * be read to redact it: then it is not stored at all.
+   */
+  async #redacted(capture: PayloadCapture, chunks: Buffer[]): Promise<Buffer | null> {
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    if (!this.redactor.appliesToBody(capture.contentType)) return body;
+    const decoded = await decodeBody(body, capture.contentEncoding, capture.limit);
+    if (decoded === null) {
+      this.onError(new Error(`a JSON body with Content-Encoding "${capture.contentEncoding}" was not stored: it could not be decoded to redact it`));
+      return null;
+    }
+    return this.redactor.jsonBody(decoded);
   }
 
   close(): Promise<void> {

@@ -64,10 +64,15 @@ export class Recorder {
     return { level: endpoint?.detailedRecording ?? apiLevel ?? this.#globalLevel, payloads: this.#payloadsEnabled };
   }
 
-  /** A capture for a body when this transaction may store bodies, else null. */
-  capture(transaction: Transaction, legIndex: number, direction: Direction, contentType: string): PayloadCapture | null {
+  /** Whether this transaction's bodies may be stored (for `errors`, known only at its end). */
+  wantsBodies(transaction: Transaction): boolean {
     const { level, payloads } = transaction.policy;
-    if (!payloads || this.#payloadStore === null || (level !== 'full' && level !== 'errors')) return null;
+    return payloads && (level === 'full' || level === 'errors');
+  }
+
+  /** A capture for a body when this transaction may store bodies, else null. */
+  capture(transaction: Transaction, legIndex: number, direction: Direction, contentType: string, contentEncoding = ''): PayloadCapture | null {
+    if (this.#payloadStore === null || !this.wantsBodies(transaction)) return null;
     // A JSON body is held whole (up to the cap) so its secret fields can be redacted before
     // anything reaches the disk; other bodies stream to their file as they pass.
     const spillPath = this.redactor.appliesToBody(contentType)
@@ -75,6 +80,7 @@ export class Recorder {
       : this.#payloadStore.pathFor(transaction, legIndex, direction);
     const capture = new PayloadCapture(this.#maxPayloadBytes, spillPath);
     capture.contentType = contentType;
+    capture.contentEncoding = contentEncoding;
     return capture;
   }
 

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -58,6 +59,11 @@ beforeEach(async () => {
       if (incoming.url?.startsWith('/echo')) {
         outgoing.writeHead(200, { 'content-type': 'application/json' });
         outgoing.end(body);
+        return;
+      }
+      if (incoming.url?.startsWith('/compressed')) {
+        outgoing.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        outgoing.end(gzipSync(RESPONSE_BODY));
         return;
       }
       outgoing.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'set-cookie': 'session=SECRET-F; HttpOnly' });
@@ -198,6 +204,42 @@ describe('redaction of recorded traffic', () => {
     // Proxy-Authorization is hop-by-hop: meant for the gateway, never forwarded.
     expect(seen.headers['proxy-authorization']).toBeUndefined();
     expect(receivedBodies).toEqual([REQUEST_BODY]);
+  });
+
+  it('redacts compressed JSON bodies, storing them decoded, while both ends get the compressed bytes', async () => {
+    const gw = await startRecordingEverything();
+    const compressed = gzipSync(REQUEST_BODY);
+    const response = await request(`${gw.url}/api/compressed`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: compressed,
+    });
+    expect(gunzipSync(Buffer.from(await response.body.arrayBuffer())).toString()).toBe(RESPONSE_BODY);
+    const id = response.headers['x-correlation-id'] as string;
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [client, upstream] = byTransaction(await fixture.workspace.logLines()).get(id)!.legs;
+    expect(upstream!.protocolInfo.http.bytesSent).toBe(compressed.length);
+    expect(await payloadJson(client!.protocolInfo.recvPayload)).toMatchObject({ user: 'rex', password: '[REDACTED]', note: 'keep me' });
+    expect(await payloadJson(upstream!.protocolInfo.recvPayload)).toMatchObject({ ok: true, access_token: '[REDACTED]' });
+  });
+
+  it('does not store a JSON body in an encoding it cannot decode, and says so', async () => {
+    const gw = await startRecordingEverything();
+    const response = await request(`${gw.url}/api/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'zstd' },
+      body: REQUEST_BODY,
+    });
+    await response.body.text();
+    const id = response.headers['x-correlation-id'] as string;
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [client] = byTransaction(await fixture.workspace.logLines()).get(id)!.legs;
+    expect(client!.protocolInfo.recvPayload).toBeNull();
+    expect(gw.stderr).toMatch(/Content-Encoding "zstd" was not stored/);
   });
 
   it('redacts a secret cut in two by maxPayloadBytes, in both directions', async () => {
