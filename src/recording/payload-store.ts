@@ -111,19 +111,19 @@ export class PayloadStore {
   }
 
   /**
-   * The bytes to store: a JSON body with its secret fields redacted (a compressed one decoded
-   * first, so it is stored decoded), any other body as it passed. Null when a JSON body cannot
-   * be read to redact it: then it is not stored at all.
+   * The bytes to store: a JSON or form body with its secret fields redacted (a compressed one
+   * decoded first, so it is stored decoded), any other body as it passed. Null when such a body
+   * cannot be read to redact it: then it is not stored at all.
    */
   async #redacted(capture: PayloadCapture, chunks: Buffer[]): Promise<Buffer | null> {
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     if (!this.redactor.appliesToBody(capture.contentType)) return body;
     const decoded = await decodeBody(body, capture.contentEncoding, capture.limit);
     if (decoded === null) {
-      this.onError(new Error(`a JSON body with Content-Encoding "${capture.contentEncoding}" was not stored: it could not be decoded to redact it`));
+      this.onError(new Error(`a ${capture.contentType} body with Content-Encoding "${capture.contentEncoding}" was not stored: it could not be decoded to redact it`));
       return null;
     }
-    return this.redactor.jsonBody(decoded);
+    return this.redactor.body(capture.contentType, decoded);
   }
 
   close(): Promise<void> {

@@ -57,7 +57,7 @@ beforeEach(async () => {
     void readBody(incoming).then((body) => {
       receivedBodies.push(body);
       if (incoming.url?.startsWith('/echo')) {
-        outgoing.writeHead(200, { 'content-type': 'application/json' });
+        outgoing.writeHead(200, { 'content-type': incoming.headers['content-type'] ?? 'application/json' });
         outgoing.end(body);
         return;
       }
@@ -223,6 +223,21 @@ describe('redaction of recorded traffic', () => {
     expect(upstream!.protocolInfo.http.bytesSent).toBe(compressed.length);
     expect(await payloadJson(client!.protocolInfo.recvPayload)).toMatchObject({ user: 'rex', password: '[REDACTED]', note: 'keep me' });
     expect(await payloadJson(upstream!.protocolInfo.recvPayload)).toMatchObject({ ok: true, access_token: '[REDACTED]' });
+  });
+
+  it('redacts form bodies in both directions', async () => {
+    const gw = await startRecordingEverything();
+    const body = 'user=rex&password=SECRET-FORM&card_number=SECRET-CARD&keep=1';
+    const response = await request(`${gw.url}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    expect(await response.body.text()).toBe(body);
+    const id = response.headers['x-correlation-id'] as string;
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [client, upstream] = byTransaction(await fixture.workspace.logLines()).get(id)!.legs;
+    for (const uri of [client!.protocolInfo.recvPayload, upstream!.protocolInfo.recvPayload]) {
+      expect(await readFile(fileURLToPath(uri), 'utf8')).toBe('user=rex&password=[REDACTED]&card_number=[REDACTED]&keep=1');
+    }
   });
 
   it('does not store a JSON body in an encoding it cannot decode, and says so', async () => {

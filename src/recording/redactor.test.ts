@@ -63,13 +63,35 @@ describe('Redactor.uri', () => {
 });
 
 describe('Redactor.appliesToBody', () => {
-  it('searches JSON bodies only', () => {
-    for (const type of ['application/json', 'application/json; charset=utf-8', 'Application/JSON', 'application/problem+json', 'application/vnd.api+json', 'text/json']) {
+  it('searches JSON and form bodies only', () => {
+    const searched = ['application/json', 'application/json; charset=utf-8', 'Application/JSON', 'application/problem+json', 'application/vnd.api+json', 'text/json'];
+    for (const type of [...searched, 'application/x-www-form-urlencoded', 'application/x-www-form-urlencoded; charset=utf-8']) {
       expect(defaults.appliesToBody(type), type).toBe(true);
     }
-    for (const type of ['', 'text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded', 'application/jsonp', 'application/x-ndjson']) {
+    for (const type of ['', 'text/plain', 'application/octet-stream', 'multipart/form-data', 'application/jsonp', 'application/x-ndjson']) {
       expect(defaults.appliesToBody(type), type).toBe(false);
     }
+  });
+});
+
+describe('Redactor.body for forms', () => {
+  const form = (redactor: Redactor, text: string): string =>
+    redactor.body('application/x-www-form-urlencoded', Buffer.from(text)).toString('latin1');
+
+  it('replaces form fields named as secret query parameters or JSON fields, keeping the others', () => {
+    expect(form(defaults, 'user=rex&password=hunter2&refresh_token=abc&keep=1')).toBe(
+      `user=rex&password=${REDACTED}&refresh_token=${REDACTED}&keep=1`,
+    );
+    expect(form(withExtras, 'card_number=4111&Sig=x&n=1')).toBe(`card_number=${REDACTED}&Sig=${REDACTED}&n=1`);
+  });
+
+  it('returns the very same buffer when no field is secret', () => {
+    const body = Buffer.from('a=1&b=2');
+    expect(defaults.body('application/x-www-form-urlencoded', body)).toBe(body);
+  });
+
+  it('sends a JSON body to the JSON redaction', () => {
+    expect(defaults.body('application/json', Buffer.from('{"password":"p"}')).toString()).toBe(`{"password":"${REDACTED}"}`);
   });
 });
 

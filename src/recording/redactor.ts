@@ -52,11 +52,13 @@ export class Redactor {
   readonly #queryParams: Set<string>;
   readonly #jsonFields: Set<string>;
   readonly #jsonFieldMarkers: string[];
+  readonly #formFields: Set<string>;
 
   constructor(extra: RedactionRules = { headers: [], queryParams: [], jsonFields: [] }) {
     this.#headers = lowerSet(DEFAULT_REDACTED_HEADERS, extra.headers);
     this.#queryParams = lowerSet(DEFAULT_REDACTED_QUERY_PARAMS, extra.queryParams);
     this.#jsonFields = lowerSet(DEFAULT_REDACTED_JSON_FIELDS, extra.jsonFields);
+    this.#formFields = new Set([...this.#queryParams, ...this.#jsonFields]);
     // A key spelt with escapes (`pass\u0077ord`) is caught by the full parse, never skipped.
     this.#jsonFieldMarkers = [...[...this.#jsonFields].map((field) => JSON.stringify(field)), '\\u'];
   }
@@ -72,7 +74,13 @@ export class Redactor {
   uri(uri: string): string {
     const queryAt = uri.indexOf('?');
     if (queryAt === -1) return uri;
-    const pairs = uri.slice(queryAt + 1).split('&');
+    const query = this.#form(uri.slice(queryAt + 1), this.#queryParams);
+    return query === null ? uri : `${uri.slice(0, queryAt + 1)}${query}`;
+  }
+
+  /** `name=value&...` with the values of the named fields replaced; null when none is there. */
+  #form(text: string, secret: Set<string>): string | null {
+    const pairs = text.split('&');
     let changed = false;
     for (let i = 0; i < pairs.length; i++) {
       const pair = pairs[i] as string;
@@ -84,17 +92,25 @@ export class Redactor {
       } catch {
         name = rawName.toLowerCase();
       }
-      if (this.#queryParams.has(name)) {
+      if (secret.has(name)) {
         pairs[i] = `${rawName}=${REDACTED}`;
         changed = true;
       }
     }
-    return changed ? `${uri.slice(0, queryAt + 1)}${pairs.join('&')}` : uri;
+    return changed ? pairs.join('&') : null;
   }
 
-  /** Whether a body of this content type is searched for secret JSON fields. */
+  /** Whether a body of this content type is searched for secrets (JSON fields, form fields). */
   appliesToBody(contentType: string): boolean {
-    return this.#jsonFields.size > 0 && /[/+]json\b/i.test(contentType);
+    return /[/+]json\b/i.test(contentType) || /^application\/x-www-form-urlencoded\b/i.test(contentType);
+  }
+
+  /** The body with its secret fields replaced, or the same buffer when it holds none. */
+  body(contentType: string, body: Buffer): Buffer {
+    if (!/^application\/x-www-form-urlencoded\b/i.test(contentType)) return this.jsonBody(body);
+    // A form's fields are secret when named as query parameters or as JSON fields.
+    const form = this.#form(body.toString('latin1'), this.#formFields);
+    return form === null ? body : Buffer.from(form, 'latin1');
   }
 
   /** The body with secret JSON fields replaced, or the same buffer when it holds none. */
