@@ -85,7 +85,8 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   server.on('request', createRequestHandler(context));
   server.on('upgrade', createUpgradeHandler(context));
   server.on('clientError', createClientErrorHandler(context));
-  server.timeout = gateway.timeouts.idleMs;
+  // A client's socket is quiet while its back end thinks: it may wait as long as any API lets a back end.
+  server.timeout = Math.max(...routes.map((route) => Math.max(route.timeouts.idleMs, route.timeouts.responseHeadersMs)), gateway.timeouts.idleMs);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

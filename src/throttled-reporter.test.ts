@@ -39,4 +39,17 @@ describe('ThrottledReporter', () => {
     reporter.flush();
     expect(told).toEqual(['traffic log: ENOSPC', 'traffic log: ENOSPC: 2 more like it']);
   });
+
+  it('counts errors of the same code as one kind, whatever paths their messages name', () => {
+    const report = reporter.for('payload store');
+    const denied = (path: string) => Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES' });
+    report(denied('/p/a-0-sent'));
+    report(denied('/p/b-0-sent'));
+    report(denied('/p/c-0-sent'));
+    reporter.flush();
+    expect(told).toEqual([
+      "payload store: EACCES: permission denied, open '/p/a-0-sent'",
+      "payload store: EACCES: permission denied, open '/p/a-0-sent': 2 more like it",
+    ]);
+  });
 });

@@ -1,6 +1,8 @@
 interface Reported {
   at: number;
   repeats: number;
+  /** The last message reported for this kind of error. */
+  message: string;
 }
 
 /**
@@ -15,26 +17,32 @@ export class ThrottledReporter {
     readonly intervalMs = 10_000,
   ) {}
 
-  /** A reporter for errors of one component, prefixed with its name. */
+  /**
+   * A reporter for errors of one component, prefixed with its name. Errors with the same code
+   * count as one kind: their messages differ by the paths and ids they name.
+   */
   for(component: string): (error: Error) => void {
-    return (error) => this.#report(`${component}: ${error.message}`);
+    return (error) => {
+      const code = (error as NodeJS.ErrnoException).code;
+      this.#report(code === undefined ? `${component}: ${error.message}` : `${component} ${code}`, `${component}: ${error.message}`);
+    };
   }
 
-  #report(message: string): void {
+  #report(kind: string, message: string): void {
     const now = Date.now();
-    const last = this.#reported.get(message);
+    const last = this.#reported.get(kind);
     if (last !== undefined && now - last.at < this.intervalMs) {
       last.repeats++;
       return;
     }
     this.notify(last !== undefined && last.repeats > 0 ? `${message} (and ${last.repeats} more like it)` : message);
-    this.#reported.set(message, { at: now, repeats: 0 });
+    this.#reported.set(kind, { at: now, repeats: 0, message });
   }
 
   /** Tells the repeats not reported yet (before the process ends). */
   flush(): void {
-    for (const [message, last] of this.#reported) {
-      if (last.repeats > 0) this.notify(`${message}: ${last.repeats} more like it`);
+    for (const last of this.#reported.values()) {
+      if (last.repeats > 0) this.notify(`${last.message}: ${last.repeats} more like it`);
       last.repeats = 0;
     }
   }

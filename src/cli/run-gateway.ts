@@ -47,7 +47,13 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
     await options.onClose?.();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop()).on('SIGINT', () => void stop());
+  if (cluster.isWorker) {
+    // The primary stops its workers one SIGTERM each; Ctrl-C reaches the whole process group,
+    // and a worker must not take that for a second, impatient signal.
+    process.on('SIGINT', () => undefined).once('SIGTERM', () => void stop());
+  } else {
+    process.on('SIGTERM', () => void stop()).on('SIGINT', () => void stop());
+  }
 }
 
 function runPrimary(config: Config, count: number, options: RunOptions): Promise<void> {
@@ -86,7 +92,7 @@ function runPrimary(config: Config, count: number, options: RunOptions): Promise
     let left = alive.length;
     const done = async (): Promise<void> => {
       await options.onClose?.();
-      process.exit(0);
+      process.exit(process.exitCode ?? 0);
     };
     if (left === 0) return void done();
     for (const worker of alive) {

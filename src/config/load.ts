@@ -55,13 +55,15 @@ function duplicateApis(input: unknown): string[] {
   const apis = valueAt(input, ['apis']);
   if (!Array.isArray(apis)) return [];
   const problems: string[] = [];
-  for (const key of ['id', 'listenPath']) {
-    const first = new Map<unknown, number>();
+  // `/a` and `/a/` are the same listen path.
+  const sameness: Record<string, (value: string) => string> = { id: (id) => id, listenPath: (path) => path.replace(/\/+$/, '') };
+  for (const [key, same] of Object.entries(sameness)) {
+    const first = new Map<string, number>();
     apis.forEach((api: unknown, index) => {
       const value = valueAt(api, [key]);
       if (typeof value !== 'string') return;
-      const earlier = first.get(value);
-      if (earlier === undefined) first.set(value, index);
+      const earlier = first.get(same(value));
+      if (earlier === undefined) first.set(same(value), index);
       else problems.push(`apis.${index}.${key}: expected a unique value, found ${describeValue(value)} (also apis.${earlier}.${key})`);
     });
   }

@@ -114,6 +114,8 @@ export class ProxyExchange implements RawDispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    // An interim response (103 Early Hints, 102 Processing) is not the answer: wait for it.
+    if (statusCode < 200) return true;
     const leg = this.#leg;
     const transaction = this.transaction;
     const client = transaction.clientLeg;
@@ -164,6 +166,8 @@ export class ProxyExchange implements RawDispatchHandler {
   }
 
   onError(error: Error): void {
+    // Already handed to the recorder (the client left before the back-end call connected).
+    if (this.#finished) return;
     const leg = this.#leg;
     const transaction = this.transaction;
     leg.lastByteMs = performance.now() - leg.startMono;
@@ -181,6 +185,7 @@ export class ProxyExchange implements RawDispatchHandler {
       if (--this.#attemptsLeft > 0 && leg.bytesSent === 0) {
         this.#target = this.options.route.targets.pick(Date.now());
         this.#leg = this.#newLeg();
+        this.#abortUpstream = null;
         return this.start();
       }
     }

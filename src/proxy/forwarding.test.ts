@@ -43,6 +43,58 @@ function rawExchange(url: string, head: string): Promise<string> {
 }
 
 describe('forwarding to the back end', () => {
+  it('answers Expect: 100-continue itself and sends the body on, with a Via header', async () => {
+    const echo = await fixture.backend((incoming, response) => {
+      let size = 0;
+      incoming.on('data', (chunk: Buffer) => (size += chunk.length));
+      incoming.on('end', () => response.end(JSON.stringify({ size, expect: incoming.headers.expect ?? null, via: incoming.headers.via })));
+    });
+    const gw = await startGateway(echo.url);
+    const host = new URL(gw.url).host;
+    const { hostname, port } = new URL(gw.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () =>
+        socket.write(`POST /api/upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nVia: 1.0 client-proxy\r\nConnection: close\r\n\r\n`),
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.startsWith('HTTP/1.1 100 Continue\r\n\r\n') && !text.includes('200')) socket.write('hello');
+      });
+      socket.once('end', () => resolve(text));
+      socket.once('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK\r\n/);
+    expect(JSON.parse(answer.slice(answer.lastIndexOf('\r\n\r\n') + 4))).toEqual({ size: 5, expect: null, via: '1.0 client-proxy, 1.1 tollgate' });
+  });
+
+  it('waits through interim 1xx responses for the final one', async () => {
+    const early = await fixture.backend((_, response) => {
+      response.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      setTimeout(() => response.end('final'), 20);
+    });
+    const gw = await startGateway(early.url);
+    const { status, text, id } = await getText(`${gw.url}/api/page`);
+    expect([status, text]).toEqual([200, 'final']);
+    const transaction = (await transactionsAfterStop(1)).get(id)!;
+    expect(transaction.summary).toMatchObject({ httpStatus: 200, failureReason: null });
+  });
+
+  it('routes and forwards the path with dot segments resolved, as the back end would read it', async () => {
+    const api = await named('api');
+    const admin = await named('admin');
+    const gw = await startGateway(api.url, {
+      apis: [
+        { id: 'api', name: 'API', listenPath: '/api/', target: api.url },
+        { id: 'admin', name: 'Admin', listenPath: '/admin/', target: admin.url, stripListenPath: false },
+      ],
+    });
+    expect((await rawExchange(gw.url, 'GET /api/../admin/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')).endsWith('admin')).toBe(true);
+    expect((await rawExchange(gw.url, 'GET /api/%2e%2e/admin/y HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')).endsWith('admin')).toBe(true);
+    expect(admin.seen.map((seen) => seen.url)).toEqual(['/admin/x', '/admin/y']);
+    expect(api.seen).toEqual([]);
+  });
+
   it('adds correlation and forwarding headers, drops hop-by-hop headers and passes end-to-end ones', async () => {
     const echo = await fixture.backend((_, response) => response.end('ok'));
     const gw = await startGateway(echo.url);

@@ -6,7 +6,7 @@ import { Transaction, type Protocol } from '../recording/transaction.js';
 import { ProxyExchange, sendGatewayError } from './exchange.js';
 import { upstreamRequestHeaders } from './headers.js';
 import type { InFlight } from './in-flight.js';
-import { matchEndpoint, type RouteMatch } from './router.js';
+import { canonicalPath, matchEndpoint, type RouteMatch } from './router.js';
 
 export interface ProxyContext {
   route: (path: string) => RouteMatch | null;
@@ -46,7 +46,8 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
     const transaction = beginTransaction(request, protocol);
     inFlight.enter();
     const routeStart = performance.now();
-    const match = context.route(transaction.path);
+    const path = canonicalPath(transaction.path);
+    const match = context.route(path);
 
     if (match === null) {
       transaction.step('route', 'router', routeStart, 'Fail', 'no API listens on this path');
@@ -90,7 +91,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
       transaction.clientLeg.recvCapture = recorder.capture(transaction, 0, 'received', contentType, contentEncoding);
     }
     const queryAt = transaction.uri.indexOf('?');
-    const forwardPath = (route.api.stripListenPath ? rest : transaction.path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+    const forwardPath = (route.api.stripListenPath ? rest : path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
     const upstreamStart = performance.now();
     const exchange = new ProxyExchange(request, response, transaction, {
       recorder,

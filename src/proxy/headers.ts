@@ -1,4 +1,4 @@
-/** Headers that describe one connection, not the message (RFC 9110 section 7.6.1). */
+/** Headers that describe one connection or hop, not the message (RFC 9110 sections 7.6.1, 11.7). */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -11,10 +11,14 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Headers the gateway sets itself on the way to the back end. */
-const REPLACED_UPSTREAM = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-correlation-id']);
+/**
+ * Headers the gateway sets itself on the way to the back end. `Expect` too: the gateway has
+ * already answered `100-continue` to the client and sends the body on at once.
+ */
+const REPLACED_UPSTREAM = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-correlation-id', 'expect', 'via']);
 
 export const CORRELATION_HEADER = 'x-correlation-id';
+const VIA = '1.1 tollgate';
 
 /** Extra hop-by-hop names listed in a Connection header, lower-cased; null when there are none. */
 function connectionTokens(connection: string | undefined): Set<string> | null {
@@ -40,11 +44,16 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
   const named = connectionTokens(connection);
   const out: string[] = [];
   let priorFor = '';
+  let priorVia = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
     if (lower === 'x-forwarded-for') {
       priorFor = priorFor === '' ? (raw[i + 1] as string) : `${priorFor}, ${raw[i + 1]}`;
+      continue;
+    }
+    if (lower === 'via') {
+      priorVia = priorVia === '' ? (raw[i + 1] as string) : `${priorVia}, ${raw[i + 1]}`;
       continue;
     }
     if (REPLACED_UPSTREAM.has(lower) || named?.has(lower)) continue;
@@ -61,6 +70,9 @@ export function upstreamRequestHeaders(raw: readonly string[], connection: strin
     forwarded.host,
     CORRELATION_HEADER,
     forwarded.correlationId,
+    // RFC 9110 section 7.6.3: an intermediary says it forwarded the message.
+    'via',
+    priorVia === '' ? VIA : `${priorVia}, ${VIA}`,
   );
   return out;
 }

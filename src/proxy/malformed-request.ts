@@ -8,8 +8,16 @@ import type { ProxyContext } from './handler.js';
 const ANSWERS: Record<string, [number, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
-  HPE_HEADERS_TIMEOUT: [408, 'Request Timeout'],
 };
+
+/**
+ * Whether an earlier request's response is already being written on this keep-alive connection
+ * (the same test Node's own handler makes): an answer now would land inside that response.
+ */
+function responseUnderWay(socket: Socket): boolean {
+  const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
+  return current != null && current.headersSent;
+}
 
 /**
  * Requests Node's HTTP parser refused (bad syntax, oversized headers, headers too slow): the
@@ -22,7 +30,7 @@ export function createClientErrorHandler(context: ProxyContext): (error: Error &
     const socket = duplex as Socket;
     // A client leaving (a reset, a connection closed mid-request, which that request's own
     // transaction records) is not a request of its own.
-    if (error.code === 'ECONNRESET' || error.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
+    if (error.code === 'ECONNRESET' || error.code === 'HPE_INVALID_EOF_STATE' || !socket.writable || responseUnderWay(socket)) {
       socket.destroy();
       return;
     }

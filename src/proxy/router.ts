@@ -52,6 +52,16 @@ export function createRoute(api: ApiConfig, targets: TargetSet, timeouts: Timeou
   };
 }
 
+/**
+ * The path with dot segments resolved (`/api/../admin` is `/admin`, `%2e` counts as a dot), as
+ * the back end would resolve it: routes and endpoint rules apply to where a request really goes.
+ */
+export function canonicalPath(path: string): string {
+  if (!path.includes('/.') && !path.includes('%2') && !path.includes('\\')) return path;
+  // Appended, not resolved against a base: a path starting with // must not become a host.
+  return new URL(`http://gateway${path}`).pathname;
+}
+
 /** Longest listen path wins; a listen path matches itself and anything below it. */
 export function createRouter(routes: Route[]): (path: string) => RouteMatch | null {
   const ordered = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);

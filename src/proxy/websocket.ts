@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { beginTransaction, type ProxyContext } from './handler.js';
 import { upstreamRequestHeaders } from './headers.js';
-import { matchEndpoint } from './router.js';
+import { canonicalPath, matchEndpoint } from './router.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 
 function rawResponse(status: number, statusText: string, headers: [string, string][]): string {
@@ -33,7 +33,8 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
     });
     transaction.upgraded = true;
     const client = transaction.clientLeg;
-    const match = context.route(transaction.path);
+    const path = canonicalPath(transaction.path);
+    const match = context.route(path);
     let tracked = recorder.tracks(transaction.clientAddr, match?.route.api.doNotTrack ?? false, null);
     let finished = false;
     const finish = (): void => {
@@ -80,7 +81,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
     const leg = transaction.addUpstreamLeg();
     const queryAt = transaction.uri.indexOf('?');
     leg.method = transaction.method;
-    leg.uri = target.basePath + (route.api.stripListenPath ? rest : transaction.path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+    leg.uri = target.basePath + (route.api.stripListenPath ? rest : path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
     leg.vhost = leg.remoteName = leg.remoteAddr = target.hostname;
     leg.remotePort = target.port;
     const headers = upstreamRequestHeaders(request.rawHeaders, request.headers.connection, {

@@ -99,7 +99,10 @@ export class Recorder {
     for (const transaction of batch) {
       transaction.normalisedPath = this.#normalise(transaction.path);
       if (this.#payloadStore !== null && hasCaptures(transaction)) {
-        const storing = this.#payloadStore.store(transaction).then(() => this.#deliver(transaction));
+        const storing = this.#payloadStore
+          .store(transaction)
+          .catch((error: Error) => this.#payloadStore?.onError(error))
+          .then(() => this.#deliver(transaction));
         this.#storing.add(storing);
         void storing.finally(() => this.#storing.delete(storing));
       } else {

@@ -169,11 +169,6 @@ export class Transaction {
     return leg;
   }
 
-  /** ms since the transaction began. */
-  elapsed(): number {
-    return performance.now() - this.startMono;
-  }
-
   step(name: string, type: string, startMono: number, status: FinalStatus, message: string | null = null): void {
     const now = performance.now();
     this.circuit.push({ name, type, status, offsetMs: startMono - this.startMono, durationMs: now - startMono, message });
