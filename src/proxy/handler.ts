@@ -34,6 +34,32 @@ export function beginTransaction(request: IncomingMessage, protocol: Protocol): 
   return transaction;
 }
 
+/**
+ * Binds a routed request to its API: identity, matched endpoint, recording policy and tags.
+ * Returns whether the transaction is recorded.
+ */
+export function applyRoute(transaction: Transaction, request: IncomingMessage, { route, rest }: RouteMatch, recorder: Recorder): boolean {
+  const endpoint = matchEndpoint(route, transaction.method, rest);
+  transaction.api = route.identity;
+  transaction.trackedEndpoint = endpoint?.label ?? null;
+  const tracked = recorder.tracks(transaction.clientAddr, route.api.doNotTrack, endpoint?.config ?? null);
+  if (!tracked) return false;
+  transaction.policy = recorder.policyFor(route.api.detailedRecording, endpoint?.config ?? null);
+  for (const name of route.tagHeaders) {
+    const value = request.headers[name];
+    if (value === undefined) continue;
+    transaction.tags.push(`${name}-${recorder.redactor.headerValue(name, Array.isArray(value) ? value.join(',') : value)}`);
+  }
+  for (const tag of route.api.tags) transaction.tags.push(tag);
+  return true;
+}
+
+/** Path and query for the back end, below its target URL's own path. */
+export function forwardPathOf(transaction: Transaction, { route, rest }: RouteMatch, canonical: string): string {
+  const queryAt = transaction.uri.indexOf('?');
+  return (route.api.stripListenPath ? rest : canonical) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+}
+
 function hasBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length'];
   return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
@@ -69,29 +95,16 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
       return;
     }
 
-    const { route, rest } = match;
-    const endpoint = matchEndpoint(route, transaction.method, rest);
-    transaction.api = route.identity;
-    transaction.trackedEndpoint = endpoint?.label ?? null;
+    const { route } = match;
+    const tracked = applyRoute(transaction, request, match, recorder);
     transaction.step('route', 'router', routeStart, 'Pass', route.api.name);
-    const tracked = recorder.tracks(transaction.clientAddr, route.api.doNotTrack, endpoint?.config ?? null);
-    if (tracked) {
-      transaction.policy = recorder.policyFor(route.api.detailedRecording, endpoint?.config ?? null);
-      for (const name of route.tagHeaders) {
-        const value = request.headers[name];
-        if (value === undefined) continue;
-        transaction.tags.push(`${name}-${recorder.redactor.headerValue(name, Array.isArray(value) ? value.join(',') : value)}`);
-      }
-      for (const tag of route.api.tags) transaction.tags.push(tag);
-    }
 
     const body = hasBody(request) ? request : null;
     if (body !== null && tracked) {
       const { 'content-type': contentType = '', 'content-encoding': contentEncoding = '' } = request.headers;
       transaction.clientLeg.recvCapture = recorder.capture(transaction, 0, 'received', contentType, contentEncoding);
     }
-    const queryAt = transaction.uri.indexOf('?');
-    const forwardPath = (route.api.stripListenPath ? rest : path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+    const forwardPath = forwardPathOf(transaction, match, path);
     const upstreamStart = performance.now();
     const exchange = new ProxyExchange(request, response, transaction, {
       recorder,

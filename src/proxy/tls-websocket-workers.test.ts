@@ -106,8 +106,8 @@ describe('TLS listener', () => {
 describe('WebSocket upgrade', () => {
   it('joins client and back end both ways and records the connection as one upgraded transaction', async () => {
     const server = await startEchoSocketServer();
-    const gw = await startGateway(server.url);
-    const client = new WebSocket(`${gw.url.replace('http:', 'ws:')}/api/chat`);
+    const gw = await startGateway(server.url, { api: { tags: ['realtime'], tagHeaders: ['X-Team'] } });
+    const client = new WebSocket(`${gw.url.replace('http:', 'ws:')}/api/chat`, { headers: { 'X-Team': 'blue' } });
     fixture.onCleanup(async () => client.terminate());
     const nextMessage = inbox(client);
     const [upgrade] = (await once(client, 'upgrade')) as [IncomingMessage];
@@ -127,7 +127,7 @@ describe('WebSocket upgrade', () => {
     const transactions = byTransaction(await fixture.workspace.logLines());
     expect([...transactions.keys()]).toEqual([id]);
     const { summary, legs } = transactions.get(id)!;
-    expect(summary).toMatchObject({ httpStatus: 101, upgraded: true, status: 'success', failureReason: null });
+    expect(summary).toMatchObject({ httpStatus: 101, upgraded: true, status: 'success', failureReason: null, tags: ['x-team-blue', 'realtime'] });
     expect(legs).toHaveLength(2);
     for (const leg of legs) {
       expect(leg.finalStatus).toBe('Pass');

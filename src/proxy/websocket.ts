@@ -2,9 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { beginTransaction, type ProxyContext } from './handler.js';
+import { applyRoute, beginTransaction, forwardPathOf, type ProxyContext } from './handler.js';
 import { upstreamRequestHeaders } from './headers.js';
-import { canonicalPath, matchEndpoint } from './router.js';
+import { canonicalPath } from './router.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 
 function rawResponse(status: number, statusText: string, headers: [string, string][]): string {
@@ -72,16 +72,12 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
       transaction.fail('no-route', `no API listens on ${transaction.path}`);
       return refuse(404, 'Not Found', `no API listens on ${transaction.path}`);
     }
-    const { route, rest } = match;
-    const endpoint = matchEndpoint(route, transaction.method, rest);
-    tracked = recorder.tracks(transaction.clientAddr, route.api.doNotTrack, endpoint?.config ?? null);
-    transaction.api = route.identity;
-    transaction.policy = recorder.policyFor(route.api.detailedRecording, endpoint?.config ?? null);
+    const { route } = match;
+    tracked = applyRoute(transaction, request, match, recorder);
     const target = route.targets.pick(Date.now());
     const leg = transaction.addUpstreamLeg();
-    const queryAt = transaction.uri.indexOf('?');
     leg.method = transaction.method;
-    leg.uri = target.basePath + (route.api.stripListenPath ? rest : path) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+    leg.uri = target.basePath + forwardPathOf(transaction, match, path);
     leg.vhost = leg.remoteName = leg.remoteAddr = target.hostname;
     leg.remotePort = target.port;
     const headers = upstreamRequestHeaders(request.rawHeaders, request.headers.connection, {
