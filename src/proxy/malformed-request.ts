@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { newCorrelationId } from '../recording/correlation-id.js';
 import { Transaction } from '../recording/transaction.js';
 import type { ProxyContext } from './handler.js';
+import { answerOnSocket } from './socket-answer.js';
 
 const ANSWERS: Record<string, [number, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
@@ -41,21 +42,10 @@ export function createClientErrorHandler(context: ProxyContext): (error: Error &
     transaction.clientPort = client.remotePort = socket.remotePort ?? 0;
     transaction.localAddr = client.localAddr = socket.localAddress ?? '';
     transaction.localPort = client.localPort = socket.localPort ?? 0;
-    transaction.status = client.status = status;
-    transaction.statusText = client.statusText = statusText;
     transaction.fail('malformed-request', `${error.code ?? 'unknown'}: ${error.message}`);
-
-    const body = JSON.stringify({ error: `malformed request (${error.code ?? error.message})`, correlationId: transaction.id });
-    const headers = ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)), 'X-Correlation-ID', transaction.id, 'Connection', 'close'];
-    let head = `HTTP/1.1 ${status} ${statusText}\r\n`;
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    client.sentHeader = { startLine: `HTTP/1.1 ${status} ${statusText}`, fields: headers };
-    client.bytesSent = Buffer.byteLength(body);
-    socket.end(`${head}\r\n${body}`);
-
+    answerOnSocket(socket, transaction, status, statusText, `malformed request (${error.code ?? error.message})`);
     transaction.endMono = performance.now();
     client.lastByteMs = client.headersMs = transaction.endMono - client.startMono;
-    client.finalStatus = 'Fail';
     if (recorder.tracks(transaction.clientAddr, false, null)) {
       transaction.policy = recorder.policyFor(undefined, null);
       recorder.finish(transaction);

@@ -5,13 +5,8 @@ import { performance } from 'node:perf_hooks';
 import { applyRoute, beginTransaction, forwardPathOf, type ProxyContext } from './handler.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { canonicalPath } from './router.js';
+import { answerOnSocket, responseHead } from './socket-answer.js';
 import { classifyUpstreamError } from './upstream-errors.js';
-
-function rawResponse(status: number, statusText: string, headers: [string, string][]): string {
-  let head = `HTTP/1.1 ${status} ${statusText}\r\n`;
-  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  return `${head}\r\n`;
-}
 
 /**
  * Passes a WebSocket (or other HTTP/1.1 upgrade) handshake to the back end, then joins the two
@@ -49,21 +44,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
       if (tracked) recorder.finish(transaction);
     };
     const refuse = (status: number, statusText: string, message: string): void => {
-      transaction.status = status;
-      transaction.statusText = statusText;
-      client.status = status;
-      client.statusText = statusText;
-      client.finalStatus = 'Fail';
-      const body = JSON.stringify({ error: message, correlationId: transaction.id });
-      const headers: [string, string][] = [
-        ['Content-Type', 'application/json'],
-        ['Content-Length', String(Buffer.byteLength(body))],
-        ['X-Correlation-ID', transaction.id],
-        ['Connection', 'close'],
-      ];
-      client.sentHeader = { startLine: `HTTP/1.1 ${status} ${statusText}`, fields: headers.flat() };
-      socket.end(rawResponse(status, statusText, headers) + body);
-      client.bytesSent = Buffer.byteLength(body);
+      answerOnSocket(socket, transaction, status, statusText, message);
       finish();
     };
     socket.on('error', () => undefined);
@@ -102,12 +83,12 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
         leg.headersMs = client.headersMs = performance.now() - leg.startMono;
         leg.status = client.status = transaction.status = 101;
         leg.statusText = client.statusText = transaction.statusText = 'Switching Protocols';
-        const responseHeaders: [string, string][] = [];
+        const responseHeaders: string[] = [];
         for (const [name, value] of Object.entries(answer)) {
-          for (const one of Array.isArray(value) ? value : [value ?? '']) responseHeaders.push([name, one]);
+          for (const one of Array.isArray(value) ? value : [value ?? '']) responseHeaders.push(name, one);
         }
-        responseHeaders.push(['X-Correlation-ID', transaction.id]);
-        leg.recvHeader = { startLine: 'HTTP/1.1 101 Switching Protocols', fields: responseHeaders.flat() };
+        responseHeaders.push('X-Correlation-ID', transaction.id);
+        leg.recvHeader = { startLine: 'HTTP/1.1 101 Switching Protocols', fields: responseHeaders };
         client.sentHeader = leg.recvHeader;
         transaction.step('upgrade', 'proxy', upgradeStart, 'Pass');
         if (socket.destroyed) {
@@ -117,7 +98,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
           transaction.fail('client-aborted-request', 'the client closed the connection before the upgrade completed');
           return finish();
         }
-        socket.write(rawResponse(101, 'Switching Protocols', responseHeaders));
+        socket.write(responseHead(101, 'Switching Protocols', responseHeaders));
         if (head.length > 0) upstream.write(head);
         socket.pipe(upstream);
         upstream.pipe(socket);

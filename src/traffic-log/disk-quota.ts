@@ -106,6 +106,7 @@ export class DiskQuota {
   async #candidates(countRecent: boolean): Promise<{ total: number; removable: Removable[] }> {
     const { logDirectory, isLogFile, isCurrentFile, payloadDirectory } = this.options;
     const removable: Removable[] = [];
+    const seen = new Set<string>();
     let total = 0;
     for (const entry of await entries(logDirectory)) {
       if (!entry.isFile() || !isLogFile(entry.name)) continue;
@@ -119,6 +120,7 @@ export class DiskQuota {
         if (!current) this.#settled.set(path, file);
       }
       total += file.bytes;
+      seen.add(path);
       if (!current) removable.push(file);
     }
     if (payloadDirectory !== null) {
@@ -140,6 +142,7 @@ export class DiskQuota {
             if (settled) this.#settled.set(path, folder);
           }
           total += folder.bytes;
+          seen.add(path);
           if (!Number.isNaN(age) && age < currentMinute) removable.push(folder);
         }
         // An emptied day folder goes with its last minute.
@@ -148,6 +151,8 @@ export class DiskQuota {
         }
       }
     }
+    // Forget what others (another instance, a person) deleted since.
+    for (const path of this.#settled.keys()) if (!seen.has(path)) this.#settled.delete(path);
     return { total, removable };
   }
 }
