@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { baseConfig } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction, type GatewayProcess, type LogLine } from '../../test/support/gateway-process.js';
+import { byTransaction, gatewayStartFailure, type GatewayProcess, type LogLine } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture({ demo: true });
 
@@ -39,18 +39,8 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-/** Runs `gateway` expecting it to exit before listening; a gateway that starts is stopped and fails the test. */
 async function startFailure(env: NodeJS.ProcessEnv): Promise<string> {
-  const config = baseConfig(fixture.workspace, fixture.demo.url);
-  const started = await fixture.start(config, env).then(
-    (gw) => gw,
-    (error: Error) => error.message,
-  );
-  if (typeof started !== 'string') {
-    await started.stop();
-    throw new Error('the gateway started despite a bad environment variable');
-  }
-  return started;
+  return gatewayStartFailure(await fixture.workspace.writeConfig(baseConfig(fixture.workspace, fixture.demo.url)), env);
 }
 
 describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { baseConfig, deadPort } from '../../test/support/backends.js';
-import { GatewayProcess, runCli, Workspace } from '../../test/support/gateway-process.js';
+import { gatewayStartFailure, runCli, Workspace } from '../../test/support/gateway-process.js';
 
 let workspace: Workspace;
 
@@ -73,19 +73,6 @@ function problemLines(stderr: string): string[] {
     .split('\n')
     .filter((line) => line.startsWith('  '))
     .map((line) => line.trim());
-}
-
-/** Starts the gateway expecting it to fail before listening; resolves with its exit message. */
-async function gatewayStartFailure(configFile: string): Promise<string> {
-  const started = await GatewayProcess.start(configFile).then(
-    (gateway) => gateway,
-    (error: Error) => error.message,
-  );
-  if (typeof started !== 'string') {
-    await started.stop();
-    throw new Error('the gateway started with a bad config');
-  }
-  return started;
 }
 
 function oneLine(text: string): string {

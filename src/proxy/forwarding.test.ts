@@ -5,7 +5,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { baseConfig, deadPort, type Backend } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction, delay, eventually, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
+import { byTransaction, delay, eventually, rawExchange, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture();
 
@@ -28,18 +28,6 @@ async function transactionsAfterStop(count: number): Promise<Map<string, Transac
 async function getText(url: string): Promise<{ status: number; text: string; id: string }> {
   const response = await request(url);
   return { status: response.statusCode, text: await response.body.text(), id: response.headers['x-correlation-id'] as string };
-}
-
-/** Sends a hand-written request (undici refuses hop-by-hop headers) and returns the whole response. */
-function rawExchange(url: string, head: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(head));
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    socket.once('end', () => resolve(text));
-    socket.once('error', reject);
-  });
 }
 
 describe('forwarding to the back end', () => {

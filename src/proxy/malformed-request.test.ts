@@ -1,22 +1,9 @@
-import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { baseConfig } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction } from '../../test/support/gateway-process.js';
+import { byTransaction, rawExchange } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture({ demo: true });
-
-/** Sends raw bytes and returns everything the gateway answers before it closes the connection. */
-function rawExchange(url: string, bytes: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(bytes));
-    let answer = '';
-    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(answer));
-  });
-}
 
 async function startGateway(gateway: Record<string, unknown> = {}) {
   return fixture.start(baseConfig(fixture.workspace, fixture.demo.url, { gateway }));

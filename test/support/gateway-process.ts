@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,6 +164,34 @@ export class GatewayProcess {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     return this.exited;
   }
+}
+
+/**
+ * Sends hand-written bytes (undici refuses hop-by-hop headers and malformed requests) and
+ * returns everything the gateway answers until the connection closes.
+ */
+export function rawExchange(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(answer));
+  });
+}
+
+/** Starts the gateway expecting it to fail before listening; resolves with its exit message. */
+export async function gatewayStartFailure(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const started = await GatewayProcess.start(configFile, env).then(
+    (gateway) => gateway,
+    (error: Error) => error.message,
+  );
+  if (typeof started !== 'string') {
+    await started.stop();
+    throw new Error('the gateway started though it should have refused to');
+  }
+  return started;
 }
 
 export function delay(ms: number): Promise<void> {
