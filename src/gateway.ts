@@ -3,28 +3,41 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { Config } from './config/schema.js';
-import { createRequestHandler } from './proxy/handler.js';
+import { OperationalLog } from './operations/operational-log.js';
+import { ThrottledReporter } from './operations/throttled-reporter.js';
+import { createRequestHandler, type ProxyContext } from './proxy/handler.js';
 import { InFlight } from './proxy/in-flight.js';
-import { createClientErrorHandler } from './proxy/malformed-request.js';
+import { createClientErrorHandler, createConnectHandler } from './proxy/malformed-request.js';
 import { createRoute, createRouter } from './proxy/router.js';
 import { PoolRegistry, TargetSet } from './proxy/targets.js';
 import { createUpgradeHandler } from './proxy/websocket.js';
-import { PayloadStore } from './recording/payload-store.js';
-import { Recorder } from './recording/recorder.js';
+import { FilePayloadStore } from './recording/file-payload-store.js';
+import { PackedPayloadStore } from './recording/packed-payload-store.js';
+import { HeldBytes } from './recording/payload-capture.js';
+import type { PayloadStore } from './recording/payload-store.js';
+import { pathNormaliser } from './recording/path-normaliser.js';
+import { RecordingPipeline, type RecordConsumer } from './recording/pipeline.js';
+import { RecordingPolicies } from './recording/policy.js';
+import { RecordBuilder } from './recording/record-builder.js';
 import { Redactor } from './recording/redactor.js';
+import type { AppendFileEvents } from './storage/append-file.js';
+import { DiskQuota } from './storage/disk-quota.js';
 import { EventFormatter } from './traffic-log/event-formatter.js';
 import { openTrafficLog } from './traffic-log/traffic-log.js';
-import { ThrottledReporter } from './throttled-reporter.js';
 import { VERSION } from './version.js';
 
+const MB = 1024 * 1024;
 /** How long cut requests get to finish and be recorded at shutdown. */
 const CUT_SETTLE_MS = 2_000;
+/** Bodies that may wait for the payload writer, besides its delay bound. */
+const MAX_QUEUED_PAYLOAD_BYTES = 64 * MB;
 
 export interface GatewayOptions {
   /** Overrides `gateway.instance` (workers are `<instance>-<n>`). */
   instance?: string;
-  /** Operational messages (never traffic): start-up, write failures, shutdown. */
+  /** Operational messages (never traffic) for standard error: start-up, write failures, shutdown. */
   notify: (message: string) => void;
 }
 
@@ -32,58 +45,107 @@ export interface RunningGateway {
   server: Server;
   url: string;
   instance: string;
+  /** Opens the files being written anew (SIGHUP: a log rotator moved them). */
+  reopen(): void;
   /** Stops accepting, lets requests in flight finish (up to the shutdown timeout), flushes every log. */
   close(): Promise<void>;
 }
 
 export async function startGateway(config: Config, options: GatewayOptions): Promise<RunningGateway> {
-  const { gateway, trafficLog: logConfig } = config;
+  const { gateway, trafficLog: logConfig, analytics } = config;
   const instance = options.instance ?? gateway.instance;
-  const redactor = new Redactor(config.analytics.redact);
-  const errors = new ThrottledReporter(options.notify);
+  const operations = new OperationalLog(options.notify);
+  const errors = new ThrottledReporter(operations.error);
 
-  const formatter = new EventFormatter(
-    {
-      hostname: hostname(),
-      domainId: gateway.domain,
-      groupId: gateway.group,
-      groupName: gateway.group,
-      serviceId: instance,
-      serviceName: instance,
-      version: VERSION,
-    },
-    redactor,
-  );
-  const trafficLog = openTrafficLog({ config: logConfig, group: gateway.group, instance, formatter, onError: errors.for('traffic log') });
-  const payloadStore =
-    trafficLog !== null && logConfig.payloads.enabled
-      ? new PayloadStore(logConfig.payloads.directory, redactor, errors.for('payload store'))
+  const payloadsOn = logConfig.output !== 'none' && logConfig.payloads.enabled;
+  const payloadDirectory = resolve(logConfig.payloads.directory);
+  const quota =
+    logConfig.output === 'file' || payloadsOn
+      ? new DiskQuota({
+          maxBytes: logConfig.maxDiskSpaceMb * MB,
+          logDirectory: logConfig.output === 'file' ? resolve(logConfig.directory) : null,
+          payloadDirectory: payloadsOn ? payloadDirectory : null,
+          events: { error: errors.for('disk quota'), info: operations.info },
+        })
       : null;
-  const recorder = new Recorder({
-    analytics: config.analytics,
-    payloadsEnabled: payloadStore !== null,
-    redactor,
-    payloadStore,
-    consumers: trafficLog === null ? [] : [trafficLog],
+  const fileEvents = (component: string): AppendFileEvents => ({
+    written: (path, bytes) => quota?.fileWritten(path, bytes),
+    finished: (path) => quota?.fileFinished(path),
+    error: errors.for(component),
+    info: operations.info,
   });
+
+  const formatter = new EventFormatter({
+    hostname: hostname(),
+    domainId: gateway.domain,
+    groupId: gateway.group,
+    groupName: gateway.group,
+    serviceId: instance,
+    serviceName: instance,
+    version: VERSION,
+  });
+  const trafficLog = openTrafficLog({
+    config: logConfig,
+    group: gateway.group,
+    instance,
+    formatter,
+    events: fileEvents('traffic log'),
+    onDrop: errors.for('traffic log'),
+  });
+  if (trafficLog !== null) operations.attach(trafficLog);
+
+  let payloads: PayloadStore | null = null;
+  if (payloadsOn) {
+    payloads =
+      logConfig.payloads.layout === 'packed'
+        ? new PackedPayloadStore({
+            directory: payloadDirectory,
+            base: `${gateway.group}_${instance}`,
+            maxFileBytes: logConfig.payloads.maxFileSizeMb * MB,
+            maxPendingBytes: MAX_QUEUED_PAYLOAD_BYTES,
+            events: fileEvents('payload store'),
+          })
+        : new FilePayloadStore({
+            directory: payloadDirectory,
+            maxDelayMs: logConfig.payloads.maxWriteDelayMs,
+            maxQueuedBytes: MAX_QUEUED_PAYLOAD_BYTES,
+            quota,
+            onError: errors.for('payload store'),
+          });
+  }
+
+  const consumers: RecordConsumer[] = trafficLog === null ? [] : [trafficLog];
+  const redactor = new Redactor(analytics.redact);
+  const pipeline = new RecordingPipeline({
+    builder: new RecordBuilder(redactor, pathNormaliser(analytics.normaliseUrls)),
+    redactor,
+    payloads,
+    maxPayloadBytes: analytics.maxPayloadBytes,
+    heldBytes: new HeldBytes(analytics.payloadMemoryMb * MB),
+    consumers,
+    onError: (component, error) => errors.for(component)(error),
+  });
+  const policies = new RecordingPolicies(analytics, payloads !== null, consumers.length > 0);
 
   const pools = new PoolRegistry(gateway.maxConnectionsPerTarget);
   const routes = config.apis.map((api) => {
     const timeouts = { ...gateway.timeouts, ...api.timeouts };
     const targets = new TargetSet(typeof api.target === 'string' ? [api.target] : api.target, pools, timeouts.connectMs, gateway.targetCooldownMs);
-    return createRoute(api, targets, timeouts);
+    return createRoute(api, targets, timeouts, policies);
   });
   const inFlight = new InFlight();
   const protocol = gateway.tls === undefined ? 'http' : 'https';
-  const context = { route: createRouter(routes), recorder, protocol, inFlight } as const;
+  const context: ProxyContext = { route: createRouter(routes), policies, pipeline, protocol, inFlight };
 
-  const serverOptions = { maxHeaderSize: gateway.maxRequestHeaderBytes, keepAliveTimeout: 65_000, requestTimeout: 0 };
+  // requireHostHeader: the gateway refuses such requests itself, so that they are recorded.
+  const serverOptions = { maxHeaderSize: gateway.maxRequestHeaderBytes, keepAliveTimeout: 65_000, requestTimeout: 0, requireHostHeader: false };
   const server =
     gateway.tls === undefined
       ? createHttpServer(serverOptions)
       : createHttpsServer({ ...serverOptions, cert: readFileSync(gateway.tls.cert), key: readFileSync(gateway.tls.key) });
   server.on('request', createRequestHandler(context));
-  server.on('upgrade', createUpgradeHandler(context));
+  server.on('upgrade', createUpgradeHandler(context, server));
+  server.on('connect', createConnectHandler(context));
   server.on('clientError', createClientErrorHandler(context));
   // A client's socket is quiet while its back end thinks: it may wait as long as any API lets a back end.
   server.timeout = Math.max(...routes.map((route) => Math.max(route.timeouts.idleMs, route.timeouts.responseHeadersMs)), gateway.timeouts.idleMs);
@@ -97,19 +159,29 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   });
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
+  const url = `${protocol}://${host}:${port}`;
+  quota?.start(logConfig.diskCheckIntervalSec * 1000);
+  operations.info(`gateway ${instance} started (pid ${process.pid}), serving ${url}`);
 
   let closing: Promise<void> | null = null;
   return {
     server,
     instance,
-    url: `${protocol}://${host}:${port}`,
+    url,
+    reopen() {
+      operations.info('reopening the traffic log and payload files (SIGHUP)');
+      trafficLog?.reopen();
+      payloads?.reopen();
+    },
     close() {
       closing ??= (async () => {
+        operations.info(`gateway ${instance} stopping: ${inFlight.count} request(s) in flight`);
+        inFlight.draining = true;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const drained = await inFlight.idle(gateway.shutdownTimeoutMs);
         if (!drained) {
-          options.notify(`shutdown: ${inFlight.count} request(s) still in flight after ${gateway.shutdownTimeoutMs} ms, closing them`);
+          operations.error(`shutdown: ${inFlight.count} request(s) still in flight after ${gateway.shutdownTimeoutMs} ms, closing them`);
           inFlight.cutAll(() => server.closeAllConnections());
           // A cut exchange is finished by its sockets' close events: wait for them, so it is
           // recorded before the traffic log closes.
@@ -117,9 +189,12 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
         }
         server.closeAllConnections();
         await closed;
-        await recorder.close();
         await pools.close();
         errors.flush();
+        operations.info(`gateway ${instance} stopped`);
+        await quota?.stop();
+        if (trafficLog !== null) operations.detach(trafficLog);
+        await pipeline.close();
       })();
       return closing;
     },

@@ -47,6 +47,8 @@ export async function runGateway(config: Config, options: RunOptions = {}): Prom
     await options.onClose?.();
     process.exit(0);
   };
+  // A log rotator moved the files away: write to new ones.
+  process.on('SIGHUP', () => gateway.reopen());
   if (cluster.isWorker) {
     // The primary stops its workers one SIGTERM each; Ctrl-C reaches the whole process group,
     // and a worker must not take that for a second, impatient signal.
@@ -103,5 +105,8 @@ function runPrimary(config: Config, count: number, options: RunOptions): Promise
     }
   };
   process.on('SIGTERM', stop).on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
   return Promise.resolve();
 }

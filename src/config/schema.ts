@@ -5,6 +5,7 @@ export const DETAILED_RECORDING_LEVELS = ['off', 'headers', 'full', 'errors'] as
 export type DetailedRecording = (typeof DETAILED_RECORDING_LEVELS)[number];
 export const TRAFFIC_LOG_OUTPUTS = ['none', 'file', 'stdout'] as const;
 export type TrafficLogOutput = (typeof TRAFFIC_LOG_OUTPUTS)[number];
+export const PAYLOAD_LAYOUTS = ['files', 'packed'] as const;
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', '*'] as const;
 
@@ -85,6 +86,7 @@ const analyticsSchema = z.strictObject({
     })
     .prefault({}),
   maxPayloadBytes: z.number().int().min(0).default(1_048_576),
+  payloadMemoryMb: z.number().positive().default(64),
   normaliseUrls: z
     .strictObject({
       uuids: z.boolean().default(true),
@@ -119,6 +121,9 @@ const trafficLogSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false),
       directory: z.string().min(1).default('logs/payloads'),
+      layout: z.enum(PAYLOAD_LAYOUTS).default('files'),
+      maxFileSizeMb: z.number().positive().default(64),
+      maxWriteDelayMs: positiveInt.default(500),
     })
     .prefault({}),
 });

@@ -1,32 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { PayloadCapture } from '../recording/payload-capture.js';
-import type { Recorder } from '../recording/recorder.js';
+import type { RecordingPipeline } from '../recording/pipeline.js';
 import type { Leg, Transaction } from '../recording/transaction.js';
 import { clientResponseHeaders } from './headers.js';
 import type { InFlight } from './in-flight.js';
 import type { Route } from './router.js';
 import type { Target } from './targets.js';
-import { classifyUpstreamError } from './upstream-errors.js';
+import { classifyUpstreamError, responseDeadlineError } from './upstream-errors.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
-/**
- * undici's raw dispatch handler: raw header buffers, per-chunk flow control and a callback for
- * every request body chunk sent, so the proxy observes both streams without re-piping them.
- */
-interface RawDispatchHandler {
-  onConnect(abort: (error?: Error) => void): void;
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: Buffer[] | null): void;
-  onError(error: Error): void;
-  onBodySent(chunk: Buffer): void;
-}
-
 export interface ExchangeOptions {
-  recorder: Recorder;
+  pipeline: RecordingPipeline;
   inFlight: InFlight;
   route: Route;
   /** Path and query to request, below the target URL's own path. */
@@ -41,18 +29,21 @@ export interface ExchangeOptions {
 /**
  * One proxied request: it forwards the client's request to a back end (one leg per attempt),
  * streams the response back, records both sides as they pass, and answers 502/504 itself when
- * the back end fails before responding.
+ * the back end fails before responding. The back end must answer within `responseHeadersMs` of
+ * the request's arrival, however long it waited for a free connection.
  */
-export class ProxyExchange implements RawDispatchHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler {
   #leg: Leg;
   #target: Target;
   #attemptsLeft: number;
-  #abortUpstream: ((error?: Error) => void) | null = null;
-  #resumeUpstream: (() => void) | null = null;
+  #controller: Dispatcher.DispatchController | null = null;
+  #deadline: NodeJS.Timeout | null = null;
   #waitingForDrain = false;
   #responseCapture: PayloadCapture | null = null;
   #requestCapture: PayloadCapture | null;
   #clientGone = false;
+  /** The gateway answered the client itself (502/504). */
+  #answered = false;
   #finished = false;
 
   constructor(
@@ -71,19 +62,34 @@ export class ProxyExchange implements RawDispatchHandler {
   }
 
   start(): void {
-    const { route, upstreamHeaders, body } = this.options;
-    const { timeouts } = route;
+    const { timeouts } = this.options.route;
+    this.#deadline ??= setTimeout(this.#onDeadline, timeouts.responseHeadersMs);
     this.#target.pool.dispatch(
       {
         path: this.#leg.uri,
         method: this.transaction.method as Dispatcher.HttpMethod,
-        headers: upstreamHeaders,
-        body,
-        headersTimeout: timeouts.responseHeadersMs,
+        headers: this.options.upstreamHeaders,
+        // undici takes any async iterable as a body; its types list only streams.
+        body: this.options.body === null ? null : (this.#observedBody(this.options.body) as unknown as Readable),
+        // The exchange's own deadline covers the wait for a connection too.
+        headersTimeout: 0,
         bodyTimeout: timeouts.idleMs,
       },
-      this as unknown as Dispatcher.DispatchHandler,
+      this,
     );
+  }
+
+  /** The request body as it goes to the back end, each chunk counted and recorded as it is sent. */
+  async *#observedBody(body: IncomingMessage): AsyncGenerator<Buffer> {
+    const leg = this.#leg;
+    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      // Only the attempt that carried the body links to it.
+      if (leg.bytesSent === 0) leg.sentCapture = this.#requestCapture;
+      leg.bytesSent += chunk.length;
+      this.transaction.clientLeg.bytesReceived += chunk.length;
+      this.#requestCapture?.push(chunk);
+      yield chunk;
+    }
   }
 
   #newLeg(): Leg {
@@ -100,22 +106,30 @@ export class ProxyExchange implements RawDispatchHandler {
     return leg;
   }
 
-  onConnect(abort: (error?: Error) => void): void {
-    this.#abortUpstream = abort;
-    if (this.#clientGone) abort(new Error('client went away'));
+  readonly #onDeadline = (): void => {
+    this.#deadline = null;
+    const error = responseDeadlineError(this.options.route.timeouts.responseHeadersMs, this.#controller === null);
+    if (this.#controller !== null) this.#controller.abort(error);
+    else this.#failed(error);
+  };
+
+  #clearDeadline(): void {
+    if (this.#deadline === null) return;
+    clearTimeout(this.#deadline);
+    this.#deadline = null;
   }
 
-  onBodySent(chunk: Buffer): void {
-    // Only the attempt that carried the body links to it.
-    if (this.#leg.bytesSent === 0) this.#leg.sentCapture = this.#requestCapture;
-    this.#leg.bytesSent += chunk.length;
-    this.transaction.clientLeg.bytesReceived += chunk.length;
-    this.#requestCapture?.push(chunk);
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // Given up on while it waited for a connection: it is never sent.
+    if (this.#clientGone || this.#finished || this.response.headersSent) controller.abort(new Error('the exchange ended before a connection to the back end was free'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusText = ''): void {
     // An interim response (103 Early Hints, 102 Processing) is not the answer: wait for it.
-    if (statusCode < 200) return true;
+    if (statusCode < 200) return;
+    this.#clearDeadline();
+    const rawHeaders = (controller.rawHeaders ?? []) as Buffer[];
     const leg = this.#leg;
     const transaction = this.transaction;
     const client = transaction.clientLeg;
@@ -123,8 +137,10 @@ export class ProxyExchange implements RawDispatchHandler {
     leg.status = statusCode;
     leg.statusText = statusText;
     leg.recvHeader = { startLine: `HTTP/1.1 ${statusCode} ${statusText}`, fields: rawHeaders };
-    if (this.#clientGone) return false;
-    this.#resumeUpstream = resume;
+    if (this.#clientGone) {
+      controller.abort(new Error('client went away'));
+      return;
+    }
     transaction.status = statusCode;
     transaction.statusText = statusText;
     const headers = clientResponseHeaders(rawHeaders, transaction.id);
@@ -133,41 +149,48 @@ export class ProxyExchange implements RawDispatchHandler {
     client.statusText = statusText;
     client.headersMs = performance.now() - client.startMono;
     client.sentHeader = { startLine: `HTTP/1.1 ${statusCode} ${statusText}`, fields: headers };
-    const { recorder } = this.options;
-    if (this.options.tracked && recorder.wantsBodies(transaction)) {
-      const contentType = headerOf(rawHeaders, 'content-type');
-      this.#responseCapture = recorder.capture(transaction, leg.index, 'received', contentType, headerOf(rawHeaders, 'content-encoding'));
+    if (this.options.tracked && transaction.policy.capturesBodies) {
+      this.#responseCapture = this.options.pipeline.capture(
+        transaction,
+        leg.index,
+        'received',
+        headerOf(rawHeaders, 'content-type'),
+        headerOf(rawHeaders, 'content-encoding'),
+      );
       leg.recvCapture = this.#responseCapture;
       client.sentCapture = this.#responseCapture;
     }
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#leg.bytesReceived += chunk.length;
     this.transaction.clientLeg.bytesSent += chunk.length;
     this.#responseCapture?.push(chunk);
-    if (this.response.write(chunk)) return true;
+    if (this.response.write(chunk)) return;
     this.#waitingForDrain = true;
-    return false;
+    controller.pause();
   }
 
   readonly #onClientDrain = (): void => {
     if (!this.#waitingForDrain) return;
     this.#waitingForDrain = false;
-    this.#resumeUpstream?.();
+    this.#controller?.resume();
   };
 
-  onComplete(): void {
+  onResponseEnd(): void {
     const leg = this.#leg;
     leg.lastByteMs = performance.now() - leg.startMono;
     leg.finalStatus = leg.status >= 500 ? 'Fail' : 'Pass';
     this.response.end();
   }
 
-  onError(error: Error): void {
-    // Already handed to the recorder (the client left before the back-end call connected).
-    if (this.#finished) return;
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#failed(error);
+  }
+
+  #failed(error: Error & { code?: string }): void {
+    // Already handed to the recorder (the client left), or answered by the gateway meanwhile.
+    if (this.#finished || this.#answered) return;
     const leg = this.#leg;
     const transaction = this.transaction;
     leg.lastByteMs = performance.now() - leg.startMono;
@@ -182,13 +205,14 @@ export class ProxyExchange implements RawDispatchHandler {
     const failure = classifyUpstreamError(error);
     if (failure.connectFailed) {
       this.options.route.targets.markDown(this.#target, Date.now());
-      if (--this.#attemptsLeft > 0 && leg.bytesSent === 0) {
+      if (--this.#attemptsLeft > 0 && leg.bytesSent === 0 && this.#deadline !== null) {
         this.#target = this.options.route.targets.pick(Date.now());
         this.#leg = this.#newLeg();
-        this.#abortUpstream = null;
+        this.#controller = null;
         return this.start();
       }
     }
+    this.#clearDeadline();
     transaction.fail(failure.reason, error.message);
     if (this.response.headersSent) {
       // Part of the response is already with the client: cutting the connection is the only
@@ -199,7 +223,8 @@ export class ProxyExchange implements RawDispatchHandler {
     transaction.status = failure.status;
     transaction.statusText = failure.status === 504 ? 'Gateway Timeout' : 'Bad Gateway';
     const message = failure.status === 504 ? 'the back end did not answer in time' : 'the back end could not be reached';
-    const capture = this.options.tracked ? this.options.recorder.capture(transaction, 0, 'sent', 'application/json') : null;
+    const capture = this.options.tracked ? this.options.pipeline.capture(transaction, 0, 'sent', 'application/json', '') : null;
+    this.#answered = true;
     sendGatewayError(this.response, transaction, failure.status, `${message} (${failure.reason})`, capture);
   }
 
@@ -219,8 +244,8 @@ export class ProxyExchange implements RawDispatchHandler {
       } else {
         this.transaction.fail('client-aborted-request', 'the client closed the connection before sending the whole request');
       }
-      if (this.#abortUpstream !== null && this.#leg.finalStatus === null) {
-        this.#abortUpstream(new Error('client went away'));
+      if (this.#controller !== null && this.#leg.finalStatus === null) {
+        this.#controller.abort(new Error('client went away'));
         return;
       }
     }
@@ -230,6 +255,7 @@ export class ProxyExchange implements RawDispatchHandler {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#clearDeadline();
     const transaction = this.transaction;
     transaction.endMono = performance.now();
     for (const leg of transaction.legs) {

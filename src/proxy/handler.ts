@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { newCorrelationId } from '../recording/correlation-id.js';
-import type { Recorder } from '../recording/recorder.js';
+import type { RecordingPipeline } from '../recording/pipeline.js';
+import type { RecordingPolicies } from '../recording/policy.js';
 import { Transaction, type Protocol } from '../recording/transaction.js';
 import { ProxyExchange, sendGatewayError } from './exchange.js';
 import { upstreamRequestHeaders } from './headers.js';
@@ -10,9 +11,18 @@ import { canonicalPath, matchEndpoint, type RouteMatch } from './router.js';
 
 export interface ProxyContext {
   route: (path: string) => RouteMatch | null;
-  recorder: Recorder;
+  policies: RecordingPolicies;
+  pipeline: RecordingPipeline;
   protocol: Protocol;
   inFlight: InFlight;
+}
+
+/** The header list a request arrived with, when the gateway had to rewrite it before Node parsed it again. */
+const arrivedWith = new WeakMap<IncomingMessage['socket'], string[]>();
+
+/** Remembers the headers a request really arrived with, for the request parsed next on `socket`. */
+export function rememberArrivedHeaders(socket: IncomingMessage['socket'], rawHeaders: string[]): void {
+  arrivedWith.set(socket, rawHeaders);
 }
 
 /** Fills the client side of a new transaction (leg 0) from the incoming request. */
@@ -30,7 +40,13 @@ export function beginTransaction(request: IncomingMessage, protocol: Protocol): 
   client.uri = transaction.uri;
   client.vhost = transaction.host;
   client.remoteName = transaction.clientAddr;
-  client.recvHeader = { startLine: `${transaction.method} ${transaction.uri} HTTP/${request.httpVersion}`, fields: request.rawHeaders };
+  let fields: string[] = request.rawHeaders;
+  const arrived = arrivedWith.get(socket);
+  if (arrived !== undefined) {
+    arrivedWith.delete(socket);
+    fields = arrived;
+  }
+  client.recvHeader = { startLine: `${transaction.method} ${transaction.uri} HTTP/${request.httpVersion}`, fields };
   return transaction;
 }
 
@@ -38,19 +54,20 @@ export function beginTransaction(request: IncomingMessage, protocol: Protocol): 
  * Binds a routed request to its API: identity, matched endpoint, recording policy and tags.
  * Returns whether the transaction is recorded.
  */
-export function applyRoute(transaction: Transaction, request: IncomingMessage, { route, rest }: RouteMatch, recorder: Recorder): boolean {
+export function applyRoute(transaction: Transaction, request: IncomingMessage, { route, rest }: RouteMatch, policies: RecordingPolicies): boolean {
   const endpoint = matchEndpoint(route, transaction.method, rest);
   transaction.api = route.identity;
   transaction.trackedEndpoint = endpoint?.label ?? null;
-  const tracked = recorder.tracks(transaction.clientAddr, route.api.doNotTrack, endpoint?.config ?? null);
-  if (!tracked) return false;
-  transaction.policy = recorder.policyFor(route.api.detailedRecording, endpoint?.config ?? null);
+  const policy = endpoint?.policy ?? route.policy;
+  if (!policies.tracks(policy, transaction.clientAddr)) return false;
+  transaction.policy = policy;
+  transaction.apiTags = route.api.tags;
   for (const name of route.tagHeaders) {
     const value = request.headers[name];
     if (value === undefined) continue;
-    transaction.tags.push(`${name}-${recorder.redactor.headerValue(name, Array.isArray(value) ? value.join(',') : value)}`);
+    transaction.tagHeaders ??= [];
+    transaction.tagHeaders.push(name, Array.isArray(value) ? value.join(',') : value);
   }
-  for (const tag of route.api.tags) transaction.tags.push(tag);
   return true;
 }
 
@@ -66,51 +83,61 @@ function hasBody(request: IncomingMessage): boolean {
 }
 
 export function createRequestHandler(context: ProxyContext): (request: IncomingMessage, response: ServerResponse) => void {
-  const { recorder, protocol, inFlight } = context;
+  const { policies, pipeline, protocol, inFlight } = context;
 
-  return function handleRequest(request, response) {
-    const transaction = beginTransaction(request, protocol);
-    inFlight.enter();
-    const routeStart = performance.now();
-    const path = canonicalPath(transaction.path);
-    const match = context.route(path);
+  /** Hands a transaction the gateway ended itself to the pipeline, as a gateway answer. */
+  function finishOwn(transaction: Transaction, finalStatus: 'Fail' | 'Error'): void {
+    transaction.endMono = performance.now();
+    const client = transaction.clientLeg;
+    client.lastByteMs = transaction.endMono - client.startMono;
+    client.finalStatus = finalStatus;
+    inFlight.leave();
+    if (transaction.policy.tracked) pipeline.finish(transaction);
+  }
 
-    if (match === null) {
-      transaction.step('route', 'router', routeStart, 'Fail', 'no API listens on this path');
-      transaction.fail('no-route', `no API listens on ${transaction.path}`);
-      transaction.status = 404;
-      transaction.statusText = 'Not Found';
-      const tracked = recorder.tracks(transaction.clientAddr, false, null);
-      transaction.policy = recorder.policyFor(undefined, null);
-      const capture = tracked ? recorder.capture(transaction, 0, 'sent', 'application/json') : null;
-      response.on('close', () => {
-        transaction.endMono = performance.now();
-        const client = transaction.clientLeg;
-        client.lastByteMs = transaction.endMono - client.startMono;
-        client.finalStatus = response.writableFinished ? 'Fail' : 'Error';
-        inFlight.leave();
-        if (tracked) recorder.finish(transaction);
-      });
-      sendGatewayError(response, transaction, 404, `no API listens on ${transaction.path}`, capture);
-      return;
-    }
+  /** Answers with a JSON error of the gateway's own, recorded like any response. */
+  function answerItself(request: IncomingMessage, response: ServerResponse, transaction: Transaction, status: number, statusText: string, message: string): void {
+    if (policies.tracks(policies.gatewayAnswers, transaction.clientAddr)) transaction.policy = policies.gatewayAnswers;
+    transaction.status = status;
+    transaction.statusText = statusText;
+    response.on('close', () => finishOwn(transaction, response.writableFinished ? 'Fail' : 'Error'));
+    // The body goes nowhere: let it drain so the connection can carry the next request.
+    request.resume();
+    sendGatewayError(response, transaction, status, message, pipeline.capture(transaction, 0, 'sent', 'application/json', ''));
+  }
 
-    const { route } = match;
-    const tracked = applyRoute(transaction, request, match, recorder);
-    transaction.step('route', 'router', routeStart, 'Pass', route.api.name);
+  function answerNoRoute(request: IncomingMessage, response: ServerResponse, transaction: Transaction, routeStart: number): void {
+    const message = `no API listens on ${transaction.path}`;
+    transaction.step('route', 'router', routeStart, 'Fail', 'no API listens on this path');
+    transaction.fail('no-route', message);
+    answerItself(request, response, transaction, 404, 'Not Found', message);
+  }
 
+  /**
+   * Refuses an HTTP/1.1 request without Host (RFC 9112 section 3.2) and closes the connection,
+   * as Node would do unseen: this way it is recorded.
+   */
+  function refuseWithoutHost(request: IncomingMessage, response: ServerResponse, transaction: Transaction): void {
+    const message = 'an HTTP/1.1 request without a Host header';
+    transaction.fail('malformed-request', message);
+    response.shouldKeepAlive = false;
+    answerItself(request, response, transaction, 400, 'Bad Request', `malformed request (${message})`);
+  }
+
+  function proxy(request: IncomingMessage, response: ServerResponse, transaction: Transaction, match: RouteMatch, path: string, routeStart: number): void {
+    const tracked = applyRoute(transaction, request, match, policies);
+    transaction.step('route', 'router', routeStart, 'Pass', match.route.api.name);
     const body = hasBody(request) ? request : null;
     if (body !== null && tracked) {
       const { 'content-type': contentType = '', 'content-encoding': contentEncoding = '' } = request.headers;
-      transaction.clientLeg.recvCapture = recorder.capture(transaction, 0, 'received', contentType, contentEncoding);
+      transaction.clientLeg.recvCapture = pipeline.capture(transaction, 0, 'received', contentType, contentEncoding);
     }
-    const forwardPath = forwardPathOf(transaction, match, path);
     const upstreamStart = performance.now();
     const exchange = new ProxyExchange(request, response, transaction, {
-      recorder,
+      pipeline,
       inFlight,
-      route,
-      forwardPath,
+      route: match.route,
+      forwardPath: forwardPathOf(transaction, match, path),
       upstreamHeaders: upstreamRequestHeaders(request.rawHeaders, request.headers.connection, {
         clientAddr: transaction.clientAddr,
         protocol,
@@ -123,9 +150,47 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
         const failed = done.failure !== null;
         done.step('upstream', 'proxy', upstreamStart, failed ? 'Error' : done.status >= 500 ? 'Fail' : 'Pass', done.failureMessage);
         inFlight.leave();
-        if (tracked) recorder.finish(done);
+        if (tracked) pipeline.finish(done);
       },
     });
     exchange.start();
+  }
+
+  /**
+   * A request pipelined behind one whose response is still being written waits for its turn on
+   * the connection: Node queues its response until then, and never sends it at all when the
+   * earlier one ends the connection. Forwarding it before would reach the back end with no way
+   * to answer or record it; so it is forwarded only once it owns the connection, and recorded as
+   * never answered if the connection ends first.
+   */
+  function awaitTurn(request: IncomingMessage, response: ServerResponse, transaction: Transaction, start: () => void): void {
+    const onClosed = (): void => {
+      response.off('socket', onTurn);
+      transaction.fail('client-aborted-request', 'the connection ended before the gateway could answer: an earlier request on it closed it; nothing was forwarded');
+      if (policies.tracks(policies.gatewayAnswers, transaction.clientAddr)) transaction.policy = policies.gatewayAnswers;
+      finishOwn(transaction, 'Error');
+    };
+    const onTurn = (): void => {
+      request.off('close', onClosed);
+      start();
+    };
+    response.once('socket', onTurn);
+    request.once('close', onClosed);
+  }
+
+  return function handleRequest(request, response) {
+    const transaction = beginTransaction(request, protocol);
+    inFlight.enter();
+    if (inFlight.draining) response.shouldKeepAlive = false;
+    const start = (): void => {
+      if (request.headers.host === undefined && request.httpVersion === '1.1') return refuseWithoutHost(request, response, transaction);
+      const routeStart = performance.now();
+      const path = canonicalPath(transaction.path);
+      const match = context.route(path);
+      if (match === null) answerNoRoute(request, response, transaction, routeStart);
+      else proxy(request, response, transaction, match, path, routeStart);
+    };
+    if (response.socket === null) awaitTurn(request, response, transaction, start);
+    else start();
   };
 }

@@ -5,6 +5,8 @@
  */
 export class InFlight {
   count = 0;
+  /** Set when shutdown begins: responses from then on close their connections. */
+  draining = false;
   /** Set once shutdown stops waiting: an exchange that closes from then on was cut by the gateway. */
   cutting = false;
   /** Open upgraded connections (WebSockets), which the HTTP server no longer tracks. */

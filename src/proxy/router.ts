@@ -1,12 +1,13 @@
 import type { ApiConfig, EndpointConfig, TimeoutsConfig } from '../config/schema.js';
-import type { ApiIdentity } from '../recording/transaction.js';
+import type { RecordingPolicies } from '../recording/policy.js';
+import type { ApiIdentity, RecordingPolicy } from '../recording/transaction.js';
 import type { TargetSet } from './targets.js';
 
 interface CompiledEndpoint {
   method: string;
   pattern: RegExp;
   label: string;
-  config: EndpointConfig;
+  policy: RecordingPolicy;
 }
 
 export interface Route {
@@ -19,6 +20,8 @@ export interface Route {
   timeouts: TimeoutsConfig;
   tagHeaders: string[];
   endpoints: CompiledEndpoint[];
+  /** What is recorded for requests that match no endpoint. */
+  policy: RecordingPolicy;
 }
 
 export interface RouteMatch {
@@ -28,7 +31,7 @@ export interface RouteMatch {
 }
 
 /** `/users/{id}/orders` matches one segment per placeholder; a trailing `*` matches the rest. */
-function compileEndpoint(config: EndpointConfig): CompiledEndpoint {
+function compileEndpoint(config: EndpointConfig, policy: RecordingPolicy): CompiledEndpoint {
   const source = config.path
     .split('/')
     .map((segment) => {
@@ -37,10 +40,10 @@ function compileEndpoint(config: EndpointConfig): CompiledEndpoint {
       return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     })
     .join('/');
-  return { method: config.method, pattern: new RegExp(`^${source}/?$`), label: `${config.method} ${config.path}`, config };
+  return { method: config.method, pattern: new RegExp(`^${source}/?$`), label: `${config.method} ${config.path}`, policy };
 }
 
-export function createRoute(api: ApiConfig, targets: TargetSet, timeouts: TimeoutsConfig): Route {
+export function createRoute(api: ApiConfig, targets: TargetSet, timeouts: TimeoutsConfig, policies: RecordingPolicies): Route {
   return {
     api,
     identity: { id: api.id, name: api.name, version: api.version, orgId: api.orgId, listenPath: api.listenPath },
@@ -48,7 +51,8 @@ export function createRoute(api: ApiConfig, targets: TargetSet, timeouts: Timeou
     targets,
     timeouts,
     tagHeaders: api.tagHeaders.map((name) => name.toLowerCase()),
-    endpoints: api.endpoints.map(compileEndpoint),
+    endpoints: api.endpoints.map((endpoint) => compileEndpoint(endpoint, policies.forEndpoint(api, endpoint))),
+    policy: policies.forApi(api),
   };
 }
 

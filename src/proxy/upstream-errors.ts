@@ -22,3 +22,15 @@ export function classifyUpstreamError(error: Error & { code?: string }): Upstrea
   }
   return { reason: 'upstream-error', status: 502, connectFailed: false };
 }
+
+/**
+ * The back end did not answer within `responseHeadersMs` of the request's arrival: classified
+ * like undici's own headers timeout, whether the time went waiting for a free connection or
+ * waiting for the answer.
+ */
+export function responseDeadlineError(timeoutMs: number, waitedForConnection: boolean): Error & { code: string } {
+  const message = waitedForConnection
+    ? `no connection to the back end became free within ${timeoutMs} ms (all of the pool's connections were busy)`
+    : `the back end sent no response headers within ${timeoutMs} ms`;
+  return Object.assign(new Error(message), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+}

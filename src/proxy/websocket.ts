@@ -1,23 +1,53 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { applyRoute, beginTransaction, forwardPathOf, type ProxyContext } from './handler.js';
+import { applyRoute, beginTransaction, forwardPathOf, rememberArrivedHeaders, type ProxyContext } from './handler.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { canonicalPath } from './router.js';
 import { answerOnSocket, responseHead } from './socket-answer.js';
 import { classifyUpstreamError } from './upstream-errors.js';
 
+function isWebSocket(request: IncomingMessage): boolean {
+  return request.headers.upgrade?.trim().toLowerCase() === 'websocket';
+}
+
 /**
- * Passes a WebSocket (or other HTTP/1.1 upgrade) handshake to the back end, then joins the two
- * sockets. The whole connection is one transaction, recorded when both sides have closed.
+ * Hands a request back to Node's HTTP parser as a plain request: the same bytes with `upgrade`
+ * taken out of its Connection header. The upgrade offer is declined (RFC 9110 section 7.8 lets a
+ * server ignore it) and the request is proxied like any other, body framing included.
  */
-export function createUpgradeHandler(context: ProxyContext): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const { recorder, protocol, inFlight } = context;
+function reparseWithoutUpgrade(server: Server, secure: boolean, request: IncomingMessage, socket: Socket, bodyHead: Buffer): void {
+  const raw = request.rawHeaders;
+  let head = `${request.method} ${request.url} HTTP/${request.httpVersion}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) {
+    let value = raw[i + 1] as string;
+    if ((raw[i] as string).toLowerCase() === 'connection') {
+      value = value
+        .split(',')
+        .filter((token) => token.trim().toLowerCase() !== 'upgrade')
+        .join(',');
+      if (value.trim() === '') continue;
+    }
+    head += `${raw[i]}: ${value}\r\n`;
+  }
+  rememberArrivedHeaders(socket, raw);
+  socket.unshift(Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), bodyHead]));
+  server.emit(secure ? 'secureConnection' : 'connection', socket);
+}
+
+/**
+ * Passes a WebSocket handshake to the back end, then joins the two sockets. The whole
+ * connection is one transaction, recorded when both sides have closed. Other upgrade offers
+ * (h2c, ...) are declined and their requests proxied as plain requests.
+ */
+export function createUpgradeHandler(context: ProxyContext, server: Server): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const { policies, pipeline, protocol, inFlight } = context;
 
   return function handleUpgrade(request, duplex, head) {
     // Node hands every HTTP upgrade the connection's socket.
     const socket = duplex as Socket;
+    if (!isWebSocket(request)) return reparseWithoutUpgrade(server, protocol === 'https', request, socket, head);
     const transaction = beginTransaction(request, protocol);
     const cancelUpgrade = new AbortController();
     inFlight.enter();
@@ -30,7 +60,8 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
     const client = transaction.clientLeg;
     const path = canonicalPath(transaction.path);
     const match = context.route(path);
-    let tracked = recorder.tracks(transaction.clientAddr, match?.route.api.doNotTrack ?? false, null);
+    let tracked = match === null && policies.tracks(policies.gatewayAnswers, transaction.clientAddr);
+    if (tracked) transaction.policy = policies.gatewayAnswers;
     let finished = false;
     const finish = (): void => {
       if (finished) return;
@@ -41,7 +72,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
       client.bytesReceived = socket.bytesRead;
       release();
       inFlight.leave();
-      if (tracked) recorder.finish(transaction);
+      if (tracked) pipeline.finish(transaction);
     };
     const refuse = (status: number, statusText: string, message: string): void => {
       answerOnSocket(socket, transaction, status, statusText, message);
@@ -54,7 +85,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
       return refuse(404, 'Not Found', `no API listens on ${transaction.path}`);
     }
     const { route } = match;
-    tracked = applyRoute(transaction, request, match, recorder);
+    tracked = applyRoute(transaction, request, match, policies);
     const target = route.targets.pick(Date.now());
     const leg = transaction.addUpstreamLeg();
     leg.method = transaction.method;
@@ -75,7 +106,7 @@ export function createUpgradeHandler(context: ProxyContext): (request: IncomingM
         path: leg.uri,
         method: request.method ?? 'GET',
         headers,
-        protocol: request.headers.upgrade ?? 'websocket',
+        protocol: 'websocket',
         signal: AbortSignal.any([AbortSignal.timeout(route.timeouts.responseHeadersMs), cancelUpgrade.signal]),
       })
       .then(({ headers: answer, socket: duplexUpstream }) => {

@@ -1,19 +1,36 @@
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { PayloadNotStored } from './record.js';
 
-/** Bodies larger than this go to disk while they stream instead of waiting in memory. */
+/** Bodies larger than this go to disk while they stream instead of waiting in memory, where the store allows it. */
 const SPILL_AFTER_BYTES = 64 * 1024;
 
-export interface SettledPayload {
-  /** The file the body was streamed into, or null when it is held in `chunks`. */
-  file: string | null;
-  chunks: Buffer[];
+/**
+ * The bytes of bodies held in memory by every capture of the process together. A body that
+ * would take it past its limit is spilled to disk where it can be, else not stored.
+ */
+export class HeldBytes {
+  used = 0;
+  /** Bodies not stored because the limit was reached. */
+  refused = 0;
+
+  constructor(readonly limit: number) {}
+
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
 }
 
 /**
  * The recorded copy of one message body, capped at `limit` bytes. It sees each chunk as it passes
- * through the proxy and never slows the stream: small bodies are held in memory, larger ones are
- * written to `spillPath` as they arrive (when a spill path is given).
+ * through the proxy and never slows the stream: bodies are held in memory, or (with a spill path)
+ * written to it once they pass 64 KiB or memory runs short.
  */
 export class PayloadCapture {
   /** Bytes of the body that passed, recorded or not. */
@@ -21,20 +38,26 @@ export class PayloadCapture {
   /** Bytes kept in the recorded copy. */
   stored = 0;
   truncated = false;
-  contentType = '';
-  contentEncoding = '';
+  /** Set when the copy was given up while the body passed. */
+  notStored: PayloadNotStored | null = null;
   #chunks: Buffer[] = [];
+  #held = 0;
   #file: Promise<FileHandle> | null = null;
   #writes: Promise<unknown> = Promise.resolve();
   #failure: Error | null = null;
 
   constructor(
     readonly limit: number,
+    readonly contentType: string,
+    readonly contentEncoding: string,
+    readonly heldBytes: HeldBytes,
+    /** Where the body may stream to; null: it must be held whole (to be redacted, or by the store's design). */
     readonly spillPath: string | null,
   ) {}
 
   push(chunk: Buffer): void {
     this.seen += chunk.length;
+    if (this.notStored !== null) return;
     const room = this.limit - this.stored;
     if (room <= 0) {
       if (chunk.length > 0) this.truncated = true;
@@ -47,14 +70,31 @@ export class PayloadCapture {
     }
     this.stored += piece.length;
     if (this.#file !== null) return this.#write(piece);
+    if (!this.heldBytes.take(piece.length)) {
+      if (this.spillPath !== null) {
+        this.#chunks.push(piece);
+        return this.#spill(this.spillPath);
+      }
+      this.heldBytes.refused++;
+      this.notStored = 'memory-limit';
+      this.#release();
+      return;
+    }
+    this.#held += piece.length;
     this.#chunks.push(piece);
     if (this.spillPath !== null && this.stored > SPILL_AFTER_BYTES) this.#spill(this.spillPath);
+  }
+
+  #release(): void {
+    this.heldBytes.give(this.#held);
+    this.#held = 0;
+    this.#chunks = [];
   }
 
   #spill(path: string): void {
     this.#file = mkdir(dirname(path), { recursive: true }).then(() => open(path, 'w'));
     const held = Buffer.concat(this.#chunks);
-    this.#chunks = [];
+    this.#release();
     this.#write(held);
   }
 
@@ -71,24 +111,33 @@ export class PayloadCapture {
     });
   }
 
-  /** Waits for every spilled write and closes the file; what was held in memory is returned. */
-  async settle(): Promise<SettledPayload> {
-    if (this.#file === null) return { file: null, chunks: this.#chunks };
+  /** The chunks held in memory (call `release()` once done with them), or null when the body streamed to a file. */
+  held(): Buffer[] | null {
+    return this.#file === null ? this.#chunks : null;
+  }
+
+  /** Gives the memory of held chunks back to the process-wide limit. */
+  release(): void {
+    this.#release();
+  }
+
+  /** The file the body streamed to, once every byte is in it. */
+  async fileWritten(): Promise<string> {
     await this.#writes;
     try {
-      await (await this.#file).close();
+      await (await (this.#file as Promise<FileHandle>)).close();
     } catch (error) {
       this.#failure ??= error as Error;
     }
     if (this.#failure !== null) throw this.#failure;
-    return { file: this.spillPath, chunks: [] };
+    return this.spillPath as string;
   }
 
   /** Drops the recorded copy (its transaction turned out not to need it). */
   async discard(): Promise<void> {
-    this.#chunks = [];
+    this.#release();
     if (this.#file === null || this.spillPath === null) return;
-    await this.settle().catch(() => undefined);
+    await this.fileWritten().catch(() => undefined);
     await rm(this.spillPath, { force: true });
   }
 }

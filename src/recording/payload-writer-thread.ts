@@ -1,10 +1,10 @@
-import { linkSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import type { FileJob, WriteBatch, WriteResult } from './payload-writer.js';
+import type { JobFailure, WriteBatch, WriteResult } from './payload-writer.js';
 
-// Creating small files costs tens of microseconds each in the kernel; done here, that cost stays
-// off the gateway's event loop and runs on another core.
+// Creating small files costs tens of microseconds each in the kernel; done here, that cost can
+// run on another core while the gateway serves.
 let knownFolder = '';
 
 function ensureFolder(path: string): void {
@@ -14,39 +14,51 @@ function ensureFolder(path: string): void {
   knownFolder = folder;
 }
 
-function perform(job: FileJob): void {
-  ensureFolder(job.path);
-  if (job.data !== null) {
-    writeFileSync(job.path, job.data);
+function perform(path: string, data: Uint8Array | null, sameAs: string | null): void {
+  ensureFolder(path);
+  if (data !== null) {
+    writeFileSync(path, data);
     return;
   }
   try {
-    linkSync(job.sameAs as string, job.path);
+    linkSync(sameAs as string, path);
   } catch (error) {
     // A file system without hard links (or across devices) still gets its own copy.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
-    copyFileSync(job.sameAs as string, job.path);
+    copyFileSync(sameAs as string, path);
   }
 }
 
-function run(job: FileJob): string | null {
+function failure(error: unknown): JobFailure {
+  return { code: (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN', message: (error as Error).message };
+}
+
+function run(path: string, data: Uint8Array | null, sameAs: string | null): JobFailure | null {
   try {
-    perform(job);
+    perform(path, data, sameAs);
     return null;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return (error as Error).message;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return failure(error);
     // The disk quota may have removed the folder since it was made: make it again, once.
     knownFolder = '';
     try {
-      perform(job);
+      perform(path, data, sameAs);
       return null;
     } catch (retryError) {
-      return (retryError as Error).message;
+      return failure(retryError);
     }
   }
 }
 
 parentPort?.on('message', (batch: WriteBatch) => {
-  const result: WriteResult = { id: batch.id, errors: batch.jobs.map(run) };
+  const bytes = new Uint8Array(batch.data);
+  let at = 0;
+  const failures = batch.paths.map((path, index) => {
+    const length = batch.lengths[index] as number;
+    const data = length < 0 ? null : bytes.subarray(at, at + length);
+    if (length > 0) at += length;
+    return run(path, data, batch.sameAs[index] ?? null);
+  });
+  const result: WriteResult = { id: batch.id, failures };
   parentPort?.postMessage(result);
 });

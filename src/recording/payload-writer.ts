@@ -1,88 +1,187 @@
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 
 /** One payload file to create: from bytes, or as another name of a file already written. */
 export interface FileJob {
   path: string;
-  data: Uint8Array | null;
+  data: Buffer | null;
   /** With `data` null: the file this one is the same body as (hard-linked, else copied). */
   sameAs: string | null;
 }
 
+export interface JobFailure {
+  code: string;
+  message: string;
+}
+
+/** The jobs of one turn, their bytes packed into one buffer that is moved, not copied, to the thread. */
 export interface WriteBatch {
   id: number;
-  jobs: FileJob[];
+  paths: string[];
+  sameAs: (string | null)[];
+  /** Bytes per job in `data`, in order; -1 for a job that links. */
+  lengths: number[];
+  data: ArrayBuffer;
 }
 
 export interface WriteResult {
   id: number;
   /** Per job: null when written, else why not. */
-  errors: (string | null)[];
+  failures: (JobFailure | null)[];
 }
 
-interface Pending {
-  resolve: (errors: (string | null)[]) => void;
-  reject: (error: Error) => void;
-  from: number;
-  count: number;
+type Done = (failures: (JobFailure | null)[]) => void;
+
+interface Waiting {
+  jobs: FileJob[];
+  done: Done;
 }
+
+interface InFlight {
+  sentAt: number;
+  bytes: number;
+  waiting: Waiting[];
+}
+
+export interface PayloadWriterOptions {
+  /** Writes are refused while the oldest unfinished batch is older than this: the window a crash can lose. */
+  maxDelayMs: number;
+  /** Bytes that may wait for the thread. */
+  maxQueuedBytes: number;
+  onError: (error: Error) => void;
+}
+
+/** Node offers no errno for a thread that died; one code keeps its reports together. */
+const WRITER_DIED = 'EWRITERDIED';
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
- * Writes payload files on a worker thread. Jobs asked for in one turn of the event loop go over
- * in one message, in order; each caller learns which of its files could not be written.
+ * Writes payload files on a worker thread, a bounded distance behind the gateway: jobs asked
+ * for in one turn go over in one message, in order; when the thread falls more than
+ * `maxDelayMs` or `maxQueuedBytes` behind, new jobs are refused (their bodies are reported as
+ * not stored) instead of waiting. A thread that dies fails what it held and is replaced.
  */
 export class PayloadWriter {
-  readonly #worker: Worker;
-  #queued: FileJob[] = [];
-  #waiting: Pending[] = [];
-  #inFlight = new Map<number, Pending[]>();
+  #worker: Worker | null = null;
+  #queued: Waiting[] = [];
+  #queuedBytes = 0;
+  readonly #inFlight = new Map<number, InFlight>();
+  #inFlightBytes = 0;
   #nextId = 0;
   #scheduled = false;
-  #failure: Error | null = null;
+  #closing = false;
+  #idle: (() => void) | null = null;
 
-  constructor() {
-    this.#worker = new Worker(new URL('./payload-writer-thread.js', import.meta.url));
-    this.#worker.on('message', (result: WriteResult) => this.#settle(result));
-    this.#worker.on('error', (error) => this.#failAll(error));
-    this.#worker.unref();
+  constructor(readonly options: PayloadWriterOptions) {}
+
+  /** Takes the jobs, or refuses them (false) when the thread is too far behind; `done` learns each job's fate. */
+  write(jobs: FileJob[], done: Done): boolean {
+    let bytes = 0;
+    for (const job of jobs) bytes += job.data?.length ?? 0;
+    if (this.#closing || this.#behind(bytes)) return false;
+    this.#queued.push({ jobs, done });
+    this.#queuedBytes += bytes;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#send);
+    }
+    return true;
   }
 
-  write(jobs: FileJob[]): Promise<(string | null)[]> {
-    if (jobs.length === 0) return Promise.resolve([]);
-    if (this.#failure !== null) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ resolve, reject, from: this.#queued.length, count: jobs.length });
-      for (const job of jobs) this.#queued.push(job);
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(this.#send);
-      }
-    });
+  #behind(bytes: number): boolean {
+    if (this.#queuedBytes + this.#inFlightBytes + bytes > this.options.maxQueuedBytes) return true;
+    const oldest = this.#inFlight.values().next().value;
+    return oldest !== undefined && performance.now() - oldest.sentAt > this.options.maxDelayMs;
   }
 
   readonly #send = (): void => {
     this.#scheduled = false;
-    const batch: WriteBatch = { id: this.#nextId++, jobs: this.#queued };
-    this.#inFlight.set(batch.id, this.#waiting);
+    const waiting = this.#queued;
+    if (waiting.length === 0) return;
+    const bytes = this.#queuedBytes;
     this.#queued = [];
-    this.#waiting = [];
-    this.#worker.ref();
-    this.#worker.postMessage(batch);
+    this.#queuedBytes = 0;
+    const data = new Uint8Array(bytes);
+    const batch: WriteBatch = { id: this.#nextId++, paths: [], sameAs: [], lengths: [], data: data.buffer };
+    let at = 0;
+    for (const { jobs } of waiting) {
+      for (const job of jobs) {
+        batch.paths.push(job.path);
+        batch.sameAs.push(job.sameAs);
+        if (job.data === null) {
+          batch.lengths.push(-1);
+          continue;
+        }
+        data.set(job.data, at);
+        at += job.data.length;
+        batch.lengths.push(job.data.length);
+      }
+    }
+    this.#inFlight.set(batch.id, { sentAt: performance.now(), bytes, waiting });
+    this.#inFlightBytes += bytes;
+    const worker = this.#thread();
+    worker.ref();
+    worker.postMessage(batch, [batch.data]);
   };
 
+  #thread(): Worker {
+    if (this.#worker !== null) return this.#worker;
+    const worker = new Worker(new URL('./payload-writer-thread.js', import.meta.url));
+    worker.on('message', (result: WriteResult) => this.#settle(result));
+    worker.on('error', (error) => this.#died(worker, error));
+    worker.on('exit', (code) => this.#died(worker, new Error(`the payload writer thread exited (code ${code})`)));
+    this.#worker = worker;
+    return worker;
+  }
+
   #settle(result: WriteResult): void {
-    const waiting = this.#inFlight.get(result.id) ?? [];
-    this.#inFlight.delete(result.id);
-    if (this.#inFlight.size === 0) this.#worker.unref();
-    for (const pending of waiting) pending.resolve(result.errors.slice(pending.from, pending.from + pending.count));
+    const batch = this.#inFlight.get(result.id);
+    if (batch === undefined) return;
+    this.#finish(result.id, batch);
+    let from = 0;
+    for (const { jobs, done } of batch.waiting) {
+      done(result.failures.slice(from, from + jobs.length));
+      from += jobs.length;
+    }
   }
 
-  #failAll(error: Error): void {
-    this.#failure = error;
-    for (const waiting of this.#inFlight.values()) for (const pending of waiting) pending.reject(error);
-    this.#inFlight.clear();
+  #finish(id: number, batch: InFlight): void {
+    this.#inFlight.delete(id);
+    this.#inFlightBytes -= batch.bytes;
+    if (this.#inFlight.size > 0) return;
+    this.#worker?.unref();
+    this.#idle?.();
   }
 
+  /** Fails everything the thread held; the next batch starts a new one. */
+  #died(worker: Worker, error: Error): void {
+    if (this.#worker !== worker) return;
+    this.#worker = null;
+    if (this.#closing && this.#inFlight.size === 0) return;
+    this.options.onError(Object.assign(new Error(`${error.message}; its files are reported as not stored`), { code: WRITER_DIED }));
+    const failure: JobFailure = { code: WRITER_DIED, message: error.message };
+    for (const [id, batch] of [...this.#inFlight]) {
+      this.#finish(id, batch);
+      for (const { jobs, done } of batch.waiting) done(jobs.map(() => failure));
+    }
+  }
+
+  /** Waits for the files asked for (up to 5 s), then stops the thread. */
   async close(): Promise<void> {
-    await this.#worker.terminate();
+    this.#closing = true;
+    this.#send();
+    if (this.#inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.#idle = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS))),
+      ]);
+      clearTimeout(timer);
+    }
+    const worker = this.#worker;
+    if (worker !== null) {
+      await worker.terminate();
+      this.#died(worker, new Error(`the payload writer did not finish within ${CLOSE_TIMEOUT_MS} ms`));
+    }
   }
 }

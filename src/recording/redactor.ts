@@ -53,12 +53,15 @@ export class Redactor {
   readonly #jsonFields: Set<string>;
   readonly #jsonFieldMarkers: string[];
   readonly #formFields: Set<string>;
+  /** Lengths of the header names that may need redaction: most names are passed over by length alone. */
+  readonly #headerNameLengths: Set<number>;
 
   constructor(extra: RedactionRules = { headers: [], queryParams: [], jsonFields: [] }) {
     this.#headers = lowerSet(DEFAULT_REDACTED_HEADERS, extra.headers);
     this.#queryParams = lowerSet(DEFAULT_REDACTED_QUERY_PARAMS, extra.queryParams);
     this.#jsonFields = lowerSet(DEFAULT_REDACTED_JSON_FIELDS, extra.jsonFields);
     this.#formFields = new Set([...this.#queryParams, ...this.#jsonFields]);
+    this.#headerNameLengths = new Set([...this.#headers, ...URL_HEADERS].map((name) => name.length));
     // A key spelt with escapes (`pass\u0077ord`) is caught by the full parse, never skipped.
     this.#jsonFieldMarkers = [...[...this.#jsonFields].map((field) => JSON.stringify(field)), '\\u'];
   }
@@ -68,6 +71,32 @@ export class Redactor {
     const lower = name.toLowerCase();
     if (this.#headers.has(lower)) return REDACTED;
     return URL_HEADERS.has(lower) ? this.uri(value) : value;
+  }
+
+  /**
+   * A flat name/value header list as it may be recorded: secret values replaced, URL-valued
+   * headers without their secret parameters. The same list when nothing needed replacing.
+   */
+  headerFields(fields: readonly (string | Buffer)[]): readonly (string | Buffer)[] {
+    let redacted: (string | Buffer)[] | null = null;
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i] as string | Buffer;
+      if (!this.#headerNameLengths.has(name.length)) continue;
+      const lower = (typeof name === 'string' ? name : name.toString('latin1')).toLowerCase();
+      let replacement: string | null = null;
+      if (this.#headers.has(lower)) {
+        replacement = REDACTED;
+      } else if (URL_HEADERS.has(lower)) {
+        const value = fields[i + 1] as string | Buffer;
+        const text = typeof value === 'string' ? value : value.toString('latin1');
+        const clean = this.uri(text);
+        if (clean !== text) replacement = clean;
+      }
+      if (replacement === null) continue;
+      redacted ??= fields.slice();
+      redacted[i + 1] = replacement;
+    }
+    return redacted ?? fields;
   }
 
   /** A request target with the values of secret query parameters replaced. */

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { PayloadCapture } from './payload-capture.js';
+import type { PayloadOutcome } from './record.js';
 
 export type FinalStatus = 'Pass' | 'Fail' | 'Error';
 export type TransactionStatus = 'success' | 'failure' | 'exception' | 'unknown';
@@ -20,8 +21,8 @@ export type FailureReason =
   | 'gateway-shutdown';
 
 /**
- * A header block kept as the raw pieces seen on the wire; it is rendered (and redacted) only
- * by a formatter that needs it, never on the request path.
+ * A header block kept as the raw pieces seen on the wire; it is redacted and rendered only once
+ * the transaction is finished, never on the request path.
  */
 export interface HeaderBlock {
   startLine: string;
@@ -29,13 +30,20 @@ export interface HeaderBlock {
   fields: readonly (string | Buffer)[];
 }
 
-/** What the API definition says about recording this request, decided once at routing. */
+export type RecordingLevel = 'off' | 'headers' | 'full' | 'errors';
+
+/** What is recorded about requests to one API endpoint: decided once per route, shared by its requests. */
 export interface RecordingPolicy {
+  /** False for doNotTrack APIs and endpoints, and when analytics are off. */
+  readonly tracked: boolean;
   /** detailedRecording in effect: endpoint, else API, else global. */
-  level: 'off' | 'headers' | 'full' | 'errors';
-  /** Whether payload storage (the master switch) is on. */
-  payloads: boolean;
+  readonly level: RecordingLevel;
+  /** Whether bodies may be stored (payload storage is on and the level may keep them). */
+  readonly capturesBodies: boolean;
 }
+
+/** The policy of a request that records nothing. */
+export const NOT_RECORDED: RecordingPolicy = { tracked: false, level: 'off', capturesBodies: false };
 
 export interface ApiIdentity {
   id: string;
@@ -80,9 +88,9 @@ export class Leg {
   /** The recorded copies of the bodies received / sent on this leg (the same body may be shared). */
   recvCapture: PayloadCapture | null = null;
   sentCapture: PayloadCapture | null = null;
-  /** `file://` links to the stored payload files, set once they are written. */
-  recvPayload: string | null = null;
-  sentPayload: string | null = null;
+  /** What became of those bodies, set once they are stored. */
+  recvPayload: PayloadOutcome = null;
+  sentPayload: PayloadOutcome = null;
   finalStatus: FinalStatus | null = null;
   error: string | null = null;
 
@@ -137,11 +145,14 @@ export class Transaction {
   localPort = 0;
   status = 0;
   statusText = '';
-  tags: string[] = [];
+  /** Tags of the API definition. */
+  apiTags: readonly string[] = [];
+  /** Values of the API's tag headers, as `name, value` pairs; they become `<name>-<value>` tags once redacted. */
+  tagHeaders: string[] | null = null;
   upgraded = false;
   failure: FailureReason | null = null;
   failureMessage: string | null = null;
-  policy: RecordingPolicy = { level: 'off', payloads: false };
+  policy: RecordingPolicy = NOT_RECORDED;
   readonly legs: Leg[] = [];
   readonly circuit: CircuitStep[] = [];
 
@@ -213,8 +224,8 @@ export class Transaction {
 
   /** Whether bodies are stored, given the final status. */
   get recordsBodies(): boolean {
-    const { level, payloads } = this.policy;
-    return payloads && (level === 'full' || (level === 'errors' && this.isError));
+    const { level, capturesBodies } = this.policy;
+    return capturesBodies && (level === 'full' || (level === 'errors' && this.isError));
   }
 
   get isError(): boolean {

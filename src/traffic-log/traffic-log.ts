@@ -1,30 +1,64 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { TransactionConsumer } from '../recording/recorder.js';
-import type { Transaction } from '../recording/transaction.js';
-import { DiskQuota } from './disk-quota.js';
-import type { EventFormatter } from './event-formatter.js';
-import { RollingFile, StdoutLines, type LineDestination } from './rolling-file.js';
+import type { TraceSink } from '../operations/operational-log.js';
+import type { RecordConsumer } from '../recording/pipeline.js';
+import type { TransactionRecord } from '../recording/record.js';
+import { AppendFile, type AppendFileEvents } from '../storage/append-file.js';
+import { rollingNames } from '../storage/file-naming.js';
+import type { EventFormatter, TraceLevel } from './event-formatter.js';
+import { JsonBytes } from './json-bytes.js';
 
 const MB = 1024 * 1024;
+/** Lines that may wait in memory for a slow or failing disk; past it, new lines are dropped and counted. */
+const MAX_PENDING_BYTES = 64 * MB;
 
-/** The open traffic event log: every finished transaction as lines on a destination. */
-export class TrafficLog implements TransactionConsumer {
+/**
+ * The open traffic event log: the records of each turn rendered into one reused buffer and
+ * appended in one write; operational messages as trace lines.
+ */
+export class TrafficLog implements RecordConsumer, TraceSink {
+  readonly name = 'traffic log';
+  dropped = 0;
+  readonly #lines = new JsonBytes();
+  readonly #traceLines = new JsonBytes(4096);
+  #traces: [TraceLevel, string, number][] = [];
+
   constructor(
     readonly formatter: EventFormatter,
-    readonly destination: LineDestination,
-    readonly quota: DiskQuota | null,
+    readonly file: AppendFile,
+    readonly onDrop: (error: Error) => void,
   ) {}
 
-  accept(transaction: Transaction): void {
-    // Encoded per transaction: one long string of many transactions is far slower to flatten
-    // and encode at write time.
-    this.destination.write(Buffer.from(this.formatter.format(transaction)));
+  write(records: readonly TransactionRecord[]): void {
+    const lines = this.#lines;
+    lines.reset();
+    for (const record of records) this.formatter.format(record, lines);
+    if (this.file.append(lines.view())) return;
+    this.dropped += records.length;
+    this.onDrop(new Error(`over ${MAX_PENDING_BYTES / MB} MiB of lines wait for the disk: ${records.length} transaction(s) dropped (${this.dropped} so far)`));
   }
 
-  async close(): Promise<void> {
-    await this.quota?.stop();
-    await this.destination.close();
+  /** Written after the current turn: a message about the log's own failure must not re-enter its write. */
+  trace(level: TraceLevel, message: string): void {
+    if (this.#traces.length === 0) setImmediate(this.#writeTraces);
+    this.#traces.push([level, message, Date.now()]);
+  }
+
+  readonly #writeTraces = (): void => {
+    const lines = this.#traceLines;
+    lines.reset();
+    for (const [level, message, at] of this.#traces) this.formatter.trace(level, message, lines, at);
+    this.#traces = [];
+    this.file.append(lines.view());
+  };
+
+  reopen(): void {
+    this.file.reopen();
+  }
+
+  close(): Promise<void> {
+    if (this.#traces.length > 0) this.#writeTraces();
+    return this.file.close();
   }
 }
 
@@ -33,27 +67,16 @@ export interface TrafficLogOptions {
   group: string;
   instance: string;
   formatter: EventFormatter;
-  onError: (error: Error) => void;
+  events: AppendFileEvents;
+  onDrop: (error: Error) => void;
 }
 
 /** The traffic log for `trafficLog.output`, or null when it is `none`. */
-export function openTrafficLog({ config, group, instance, formatter, onError }: TrafficLogOptions): TrafficLog | null {
+export function openTrafficLog({ config, group, instance, formatter, events, onDrop }: TrafficLogOptions): TrafficLog | null {
   if (config.output === 'none') return null;
-  if (config.output === 'stdout') return new TrafficLog(formatter, new StdoutLines(onError), null);
-
-  const directory = resolve(config.directory);
-  const base = `${group}_${instance}_traffic`;
-  let quota: DiskQuota | null = null;
-  const file = new RollingFile(directory, base, config.maxFileSizeMb * MB, () => void quota?.enforce(), onError);
-  quota = new DiskQuota({
-    logDirectory: directory,
-    // Every instance's traffic files count against the quota of the shared directory.
-    isLogFile: (name) => /_traffic(_\d{4}-\d{2}-\d{2}-\d+)?\.log$/.test(name),
-    isCurrentFile: (name) => name.endsWith('_traffic.log'),
-    payloadDirectory: config.payloads.enabled ? resolve(config.payloads.directory) : null,
-    maxBytes: config.maxDiskSpaceMb * MB,
-    onError,
-  });
-  quota.start(config.diskCheckIntervalSec * 1000);
-  return new TrafficLog(formatter, file, quota);
+  const target =
+    config.output === 'stdout'
+      ? { fd: 1, name: 'standard output' }
+      : { naming: rollingNames(resolve(config.directory), `${group}_${instance}_traffic`, '.log'), maxBytes: config.maxFileSizeMb * MB };
+  return new TrafficLog(formatter, new AppendFile({ target, maxPendingBytes: MAX_PENDING_BYTES, events }), onDrop);
 }

@@ -84,6 +84,7 @@ export interface LogLine {
   transactionSummary?: Record<string, any>;
   transactionElement?: Record<string, any>;
   circuitPath?: Record<string, any>[];
+  trace?: { level: string; thread: string; data: string };
 }
 
 export interface TransactionLines {
@@ -93,10 +94,11 @@ export interface TransactionLines {
   lines: LogLine[];
 }
 
-/** Groups log lines by correlation id, as downstream pipelines do. */
+/** Groups log lines by correlation id, as downstream pipelines do; trace lines belong to no transaction. */
 export function byTransaction(lines: LogLine[]): Map<string, TransactionLines> {
   const grouped = new Map<string, TransactionLines>();
   for (const line of lines) {
+    if (line.trace !== undefined) continue;
     let entry = grouped.get(line.correlationId);
     if (entry === undefined) {
       entry = { summary: {}, legs: [], circuitPath: [], lines: [] };

@@ -1,0 +1,116 @@
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { DiskQuota } from '../storage/disk-quota.js';
+import type { PayloadNotStored } from './record.js';
+import { payloadFolder, type BodyToStore, type Direction, type PayloadStore, type Placement } from './payload-store.js';
+import { PayloadWriter, type FileJob, type JobFailure } from './payload-writer.js';
+import type { Transaction } from './transaction.js';
+
+export interface FilePayloadStoreOptions {
+  directory: string;
+  maxDelayMs: number;
+  maxQueuedBytes: number;
+  quota: DiskQuota | null;
+  onError: (error: Error) => void;
+}
+
+function setOutcome(placement: Placement, outcome: Placement['leg']['recvPayload']): void {
+  if (placement.direction === 'received') placement.leg.recvPayload = outcome;
+  else placement.leg.sentPayload = outcome;
+}
+
+/**
+ * The reference layout: each body in its own file,
+ * `<directory>/<YYYY-MM-DD>/<HH.mm>/<correlationId>-<leg>-<sent|received>`, linked from its leg.
+ * A body recorded in two places (it passed unchanged) is written once and hard-linked.
+ */
+export class FilePayloadStore implements PayloadStore {
+  readonly directory: string;
+  readonly #writer: PayloadWriter;
+
+  constructor(readonly options: FilePayloadStoreOptions) {
+    this.directory = resolve(options.directory);
+    this.#writer = new PayloadWriter({ maxDelayMs: options.maxDelayMs, maxQueuedBytes: options.maxQueuedBytes, onError: options.onError });
+  }
+
+  #path(transaction: Transaction, legIndex: number, direction: Direction): string {
+    return join(this.directory, payloadFolder(transaction.startedAt), `${transaction.id}-${legIndex}-${direction}`);
+  }
+
+  spillPath(transaction: Transaction, legIndex: number, direction: Direction): string {
+    return this.#path(transaction, legIndex, direction);
+  }
+
+  store(transaction: Transaction, bodies: BodyToStore[]): Promise<void> | void {
+    const jobs: FileJob[] = [];
+    /** Per job: the placement it creates and the body it belongs to. */
+    const made: [Placement, BodyToStore][] = [];
+    const linked: [Placement, string, BodyToStore][] = [];
+    for (const body of bodies) {
+      let first = body.file;
+      for (const placement of body.placements) {
+        const path = this.#path(transaction, placement.leg.index, placement.direction);
+        if (path === body.file) {
+          linked.push([placement, path, body]);
+          continue;
+        }
+        if (first === null) {
+          first = path;
+          jobs.push({ path, data: body.data, sameAs: null });
+        } else {
+          jobs.push({ path, data: null, sameAs: first });
+        }
+        made.push([placement, body]);
+      }
+    }
+    for (const [placement, path, body] of linked) {
+      setOutcome(placement, this.#stored(path, body));
+      this.#counted(transaction, body.bytes);
+    }
+    if (jobs.length === 0) return;
+    return new Promise((settled) => {
+      const accepted = this.#writer.write(jobs, (failures) => {
+        this.#settle(transaction, jobs, made, failures);
+        settled();
+      });
+      if (accepted) return;
+      for (const [placement] of made) setOutcome(placement, 'queue-full' satisfies PayloadNotStored);
+      settled();
+    });
+  }
+
+  #settle(transaction: Transaction, jobs: FileJob[], made: [Placement, BodyToStore][], failures: (JobFailure | null)[]): void {
+    let bytes = 0;
+    jobs.forEach((job, index) => {
+      const [placement, body] = made[index] as [Placement, BodyToStore];
+      const failure = failures[index];
+      if (failure != null) {
+        this.options.onError(Object.assign(new Error(`${job.path}: ${failure.message}`), { code: failure.code }));
+        setOutcome(placement, 'write-failed');
+        return;
+      }
+      bytes += job.data?.length ?? 0;
+      setOutcome(placement, this.#stored(job.path, body));
+    });
+    this.#counted(transaction, bytes);
+  }
+
+  /** Tells the disk quota about bytes stored in the transaction's minute folder. */
+  #counted(transaction: Transaction, bytes: number): void {
+    if (bytes === 0 || this.options.quota === null) return;
+    const minute = Math.floor(transaction.startedAt / 60_000) * 60_000;
+    this.options.quota.folderWritten(join(this.directory, payloadFolder(transaction.startedAt)), minute, bytes);
+  }
+
+  #stored(path: string, body: BodyToStore): Placement['leg']['recvPayload'] {
+    return { link: pathToFileURL(path).href, bytes: body.bytes, truncated: body.truncated };
+  }
+
+  reopen(): void {
+    // Every body has a file of its own: there is nothing held open to reopen.
+  }
+
+  close(): Promise<void> {
+    return this.#writer.close();
+  }
+}

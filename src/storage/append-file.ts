@@ -1,0 +1,307 @@
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, statSync, write, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+/** A write that blocks the event loop longer than this moves writing to the thread pool for a while. */
+const STALL_MS = 20;
+/** How long writing stays off the event loop after a stall. */
+const ASYNC_AFTER_STALL_MS = 5_000;
+/** Between retries of a failed open or write (a full or read-only disk). */
+const RETRY_MS = 1_000;
+/** Between retries of a write to a pipe that is full (a slow reader of standard output). */
+const RETRY_FULL_PIPE_MS = 10;
+/** How often the file is checked for having been deleted or moved away under the gateway. */
+const CHECK_PATH_MS = 100;
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** Where appended bytes landed. */
+export interface Landing {
+  path: string;
+  offset: number;
+}
+
+/** How the files of one output are named. */
+export interface FileNaming {
+  /** The file to write next: at start, after a roll, after a reopen. */
+  next(): string;
+  /** What a finished file is renamed to when rolled, or null when files keep their names. */
+  rolledName(path: string): string | null;
+}
+
+export interface AppendFileEvents {
+  /** Bytes that reached the file. */
+  written(path: string, bytes: number): void;
+  /** A file that will not be written again and stays where it is (rolled). */
+  finished(path: string): void;
+  error(error: Error): void;
+  info(message: string): void;
+}
+
+export interface AppendFileOptions {
+  /** Files named by `naming`, or an open descriptor (standard output) that is never rolled nor reopened. */
+  target: { naming: FileNaming; maxBytes: number } | { fd: number; name: string };
+  /** Bytes that may wait for the disk; past it, appends are refused. */
+  maxPendingBytes: number;
+  events: AppendFileEvents;
+}
+
+interface Pending {
+  data: Buffer;
+  /** Bytes of `data` already in the file. */
+  done: number;
+  /** Where `data` begins in the file, or -1 before its first byte is written. */
+  offset: number;
+  landed: ((landing: Landing | null) => void) | undefined;
+}
+
+/**
+ * An append-only file that never blocks the gateway on a bad disk and never loses its place.
+ *
+ * Appends are written at once with one system call while the disk keeps up: cheaper than any
+ * hand-off, and the bytes are in the kernel before the next request is served. A write that
+ * stalls moves writing to the thread pool (one write in flight) for a while; a failing disk keeps
+ * bytes in memory up to `maxPendingBytes` and retries. A file that cannot be opened is retried;
+ * one deleted or moved away is noticed within 100 ms and opened anew; `reopen()` does that on
+ * request (SIGHUP from a log rotator).
+ */
+export class AppendFile {
+  /** Appends refused because too much was waiting for the disk. */
+  refused = 0;
+  readonly #naming: FileNaming | null;
+  readonly #maxBytes: number;
+  #fd = -1;
+  #path = '';
+  #inode = 0;
+  #size = 0;
+  #pending: Pending[] = [];
+  #pendingBytes = 0;
+  #asyncUntil = 0;
+  #writing = false;
+  #reopenWanted = false;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #nextPathCheck = 0;
+  #closed = false;
+  #drained: (() => void) | null = null;
+
+  constructor(readonly options: AppendFileOptions) {
+    const { target } = options;
+    if ('fd' in target) {
+      this.#naming = null;
+      this.#maxBytes = Number.POSITIVE_INFINITY;
+      this.#fd = target.fd;
+      this.#path = target.name;
+    } else {
+      this.#naming = target.naming;
+      this.#maxBytes = target.maxBytes;
+      this.#open();
+    }
+  }
+
+  /** The file written now. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /**
+   * Appends `data` whole, after everything appended before. Returns false when it was refused
+   * (too much waits for the disk); otherwise `landed` learns where the bytes are once they are
+   * in the file, or null if they were lost. `data` may be reused as soon as this returns.
+   */
+  append(data: Uint8Array, landed?: (landing: Landing | null) => void): boolean {
+    if (this.#pending.length === 0 && !this.#closed && performance.now() >= this.#asyncUntil) {
+      this.#prepareFor(data.length);
+      if (this.#fd >= 0) {
+        const offset = this.#size;
+        const written = this.#writeNow(data);
+        if (written === data.length) {
+          landed?.({ path: this.#path, offset });
+          return true;
+        }
+        this.#queue(data, landed, written > 0 ? offset : -1, written);
+        return true;
+      }
+    }
+    if (this.#closed || this.#pendingBytes + data.length > this.options.maxPendingBytes) {
+      this.refused++;
+      return false;
+    }
+    this.#queue(data, landed, -1, 0);
+    return true;
+  }
+
+  /** Opens the file anew (a log rotator moved it away): the same name, or the next one for files that keep their names. */
+  reopen(): void {
+    if (this.#closed || this.#naming === null) return;
+    if (this.#writing) {
+      this.#reopenWanted = true;
+      return;
+    }
+    this.#reopen();
+  }
+
+  /** Writes out what waits (up to 5 s) and closes the file. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pending.length > 0) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
+      this.#drain();
+      await Promise.race([drained, timedOut]);
+      clearTimeout(timer);
+      if (this.#pending.length > 0) {
+        this.options.events.error(new Error(`${this.#pendingBytes} bytes for ${this.#path} could not be written within ${CLOSE_TIMEOUT_MS} ms; they are lost`));
+        for (const pending of this.#pending) pending.landed?.(null);
+        this.#pending = [];
+        this.#pendingBytes = 0;
+      }
+    }
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    if (this.#naming !== null) this.#closeFile();
+  }
+
+  /** Before bytes start at a chunk boundary: the file is still where it belongs, and has room for them. */
+  #prepareFor(bytes: number): void {
+    if (this.#naming === null) return;
+    const now = performance.now();
+    if (this.#fd >= 0 && now >= this.#nextPathCheck) {
+      this.#nextPathCheck = now + CHECK_PATH_MS;
+      const info = statSync(this.#path, { throwIfNoEntry: false });
+      if (info === undefined || info.ino !== this.#inode) {
+        this.options.events.info(`${this.#path} was deleted or moved away; writing to a new file`);
+        this.#reopen();
+      }
+    }
+    if (this.#fd >= 0 && this.#size > 0 && this.#size + bytes > this.#maxBytes) this.#roll();
+  }
+
+  #writeNow(data: Uint8Array): number {
+    const started = performance.now();
+    let written = 0;
+    try {
+      while (written < data.length) written += writeSync(this.#fd, data, written, data.length - written);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') this.options.events.error(error as Error);
+    }
+    const elapsed = performance.now() - started;
+    if (elapsed > STALL_MS) {
+      this.#asyncUntil = performance.now() + ASYNC_AFTER_STALL_MS;
+      this.options.events.info(`a write to ${this.#path} blocked the gateway for ${Math.round(elapsed)} ms; writing from the thread pool for a while`);
+    }
+    this.#wrote(written);
+    return written;
+  }
+
+  #wrote(bytes: number): void {
+    if (bytes === 0) return;
+    this.#size += bytes;
+    this.options.events.written(this.#path, bytes);
+  }
+
+  /** Keeps a copy of `data` until it is written; `done` bytes of it are in the file already. */
+  #queue(data: Uint8Array, landed: Pending['landed'], offset: number, done: number): void {
+    this.#pending.push({ data: Buffer.from(data), done, offset, landed });
+    this.#pendingBytes += data.length;
+    this.#drain();
+  }
+
+  #drain(): void {
+    if (this.#writing || this.#retryTimer !== null) return;
+    const head = this.#pending[0];
+    if (head === undefined) {
+      this.#drained?.();
+      return;
+    }
+    if (this.#fd < 0) this.#open();
+    if (this.#fd >= 0 && head.offset < 0) {
+      this.#prepareFor(head.data.length);
+      head.offset = this.#size;
+    }
+    if (this.#fd < 0) return this.#retryLater(RETRY_MS);
+    this.#writing = true;
+    const path = this.#path;
+    write(this.#fd, head.data, head.done, head.data.length - head.done, null, (error, written) => {
+      this.#writing = false;
+      if (error !== null) {
+        if (error.code !== 'EAGAIN') this.options.events.error(error);
+        return this.#retryLater(error.code === 'EAGAIN' ? RETRY_FULL_PIPE_MS : RETRY_MS);
+      }
+      this.#wrote(written);
+      head.done += written;
+      if (head.done === head.data.length) {
+        this.#pending.shift();
+        this.#pendingBytes -= head.data.length;
+        head.landed?.({ path, offset: head.offset });
+      }
+      if (this.#reopenWanted) this.#reopen();
+      this.#drain();
+    });
+  }
+
+  #retryLater(delayMs: number): void {
+    if (this.#retryTimer !== null) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#drain();
+    }, delayMs);
+  }
+
+  #reopen(): void {
+    this.#reopenWanted = false;
+    const path = this.#path;
+    this.#closeFile();
+    // A file that keeps its name is finished where it is; one that is renamed when rolled was moved away by whoever asked.
+    if (this.#naming?.rolledName(path) === null) this.options.events.finished(path);
+    // What was half written to the old file starts again, whole, in the new one.
+    const head = this.#pending[0];
+    if (head !== undefined) {
+      head.done = 0;
+      head.offset = -1;
+    }
+    this.#open();
+  }
+
+  #open(): void {
+    const path = (this.#naming as FileNaming).next();
+    this.#path = path;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      this.#fd = openSync(path, 'a');
+      const info = fstatSync(this.#fd);
+      this.#inode = info.ino;
+      this.#size = info.size;
+      this.#nextPathCheck = performance.now() + CHECK_PATH_MS;
+    } catch (error) {
+      this.#fd = -1;
+      this.options.events.error(error as Error);
+    }
+  }
+
+  #closeFile(): void {
+    if (this.#fd < 0) return;
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // Closing only releases the descriptor; its bytes were written or reported already.
+    }
+    this.#fd = -1;
+  }
+
+  #roll(): void {
+    const path = this.#path;
+    this.#closeFile();
+    const target = (this.#naming as FileNaming).rolledName(path);
+    if (target === null) {
+      this.options.events.finished(path);
+    } else {
+      try {
+        renameSync(path, target);
+        this.options.events.finished(target);
+      } catch (error) {
+        this.options.events.error(error as Error);
+      }
+    }
+    this.#open();
+  }
+}
