@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 
-export const SCHEMA_FILE = fileURLToPath(new URL('../../schemas/open-traffic-event-log.schema.json', import.meta.url));
+const SCHEMA_FILE = fileURLToPath(new URL('../../schemas/open-traffic-event-log.schema.json', import.meta.url));
 
 /** Current and rolled traffic log files: `<group>_<instance>_traffic.log`, `..._traffic_<day>-<n>.log`. */
-export const TRAFFIC_LOG_NAME = /_traffic.*\.log$/;
+const TRAFFIC_LOG_NAME = /_traffic.*\.log$/;
 
 // strictRequired would refuse the oneOf branches, which require properties defined beside them.
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, verbose: true });
