@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { baseConfig } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction, gatewayStartFailure, type GatewayProcess, type LogLine } from '../../test/support/gateway-process.js';
+import { byTransaction, gatewayStartFailure, type GatewayProcess } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture({ demo: true });
 
@@ -25,13 +25,6 @@ async function stopGateway(): Promise<void> {
   expect(await fixture.gateway?.stop()).toBe(0);
 }
 
-function stdoutLines(gw: GatewayProcess): LogLine[] {
-  return gw.stdout
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as LogLine);
-}
-
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
@@ -50,7 +43,7 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
     const id = await postEcho(gw);
     await stopGateway();
 
-    const lines = stdoutLines(gw);
+    const lines = gw.stdoutLines();
     expect(lines.map((line) => line.correlationId)).toEqual([id, id, id, id]);
     const transaction = byTransaction(lines).get(id)!;
     expect(transaction.summary).toMatchObject({ path: '/api/echo', method: 'POST', httpStatus: 200, status: 'success', apiId: 'api' });
@@ -87,7 +80,7 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
     const gw = await startGateway({ output: 'stdout' }, { TOLLGATE_TRAFFIC_LOG_OUTPUT: '' });
     const id = await postEcho(gw);
     await stopGateway();
-    expect(byTransaction(stdoutLines(gw)).has(id)).toBe(true);
+    expect(byTransaction(gw.stdoutLines()).has(id)).toBe(true);
   });
 });
 

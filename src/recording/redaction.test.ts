@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { baseConfig, type Backend } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction, type GatewayProcess, type LogLine, type TransactionLines } from '../../test/support/gateway-process.js';
+import { byTransaction, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture();
 let backend: Backend;
@@ -155,13 +155,6 @@ async function expectRedactedRecord(transaction: TransactionLines): Promise<void
   expect(await payloadJson(client!.protocolInfo.sentPayload)).toEqual(redactedResponse);
 }
 
-function parseLines(text: string): LogLine[] {
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as LogLine);
-}
-
 describe('redaction of recorded traffic', () => {
   it('keeps every secret out of every byte of the log and payload files, with [REDACTED] in their place', async () => {
     const gw = await startRecordingEverything();
@@ -183,7 +176,7 @@ describe('redaction of recorded traffic', () => {
     expectNoSecret('stdout', gw.stdout);
     expectNoSecret('stderr', gw.stderr);
     await expectNoSecretInWorkspace();
-    const transaction = byTransaction(parseLines(gw.stdout)).get(id)!;
+    const transaction = byTransaction(gw.stdoutLines()).get(id)!;
     await expectRedactedRecord(transaction);
   });
 

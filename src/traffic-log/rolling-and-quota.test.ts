@@ -64,6 +64,12 @@ async function currentLines(): Promise<LogLine[]> {
     .map((line) => JSON.parse(line) as LogLine);
 }
 
+/** A line as an earlier run would have left it: a schema-valid trace line (the suite checks every line in the log directory). */
+function earlierRunLine(data: string): string {
+  const processInfo = { hostname: 'earlier', domainId: 'default', groupId: 'test', groupName: 'test', serviceId: 'gw', serviceName: 'gw', version: '0.0.0' };
+  return `${JSON.stringify({ timestamp: 0, correlationId: '0'.repeat(24), processInfo, trace: { level: 'INFO', thread: 'main', data } })}\n`;
+}
+
 /** Rolled file numbers for `day`, in order, from the names in the log directory. */
 function rolledNumbers(names: string[], day: string): number[] {
   const pattern = new RegExp(`^test_gw_traffic_${day}-(\\d+)\\.log$`);
@@ -117,7 +123,8 @@ describe('rolling the traffic log', () => {
     const day = utcDay();
     const earlier = join(fixture.workspace.logDir, `test_gw_traffic_${day}-1.log`);
     await mkdir(fixture.workspace.logDir, { recursive: true });
-    await writeFile(earlier, '{"from":"an earlier run"}\n');
+    const earlierLine = earlierRunLine('an earlier run');
+    await writeFile(earlier, earlierLine);
 
     const first = await start({ trafficLog: { maxFileSizeMb: 0.02 } });
     await sendRequests(first, 20, 5);
@@ -135,7 +142,7 @@ describe('rolling the traffic log', () => {
     expect(afterSecond.length).toBeGreaterThan(afterFirst.length);
     expect(afterSecond).toEqual(afterSecond.map((_, index) => index + 1));
 
-    expect(await readFile(earlier, 'utf8')).toBe('{"from":"an earlier run"}\n');
+    expect(await readFile(earlier, 'utf8')).toBe(earlierLine);
     expect(await readFile(join(fixture.workspace.logDir, `test_gw_traffic_${day}-${lastOfFirstRun}.log`), 'utf8')).toBe(lastFileOfFirstRun);
     const files = await readLogFiles();
     expect([...files.values()].flat().filter((line) => line.transactionSummary !== undefined)).toHaveLength(40);
@@ -151,12 +158,12 @@ interface OldItem {
 
 const KB10 = Buffer.alloc(10 * 1024, 0x62);
 
-/** A rolled log file or a payload minute folder holding 10 KB, dated `time`. */
+/** A rolled log file (one line) or a payload minute folder holding 10 KB, dated `time`. */
 async function createOld(item: OldItem): Promise<void> {
   const isLog = item.path.startsWith('logs/');
   const file = isLog ? fixture.workspace.path(item.path) : fixture.workspace.path(item.path, `0000000000000000000000${item.path.length}-1-received`);
   await mkdir(dirname(file), { recursive: true });
-  await writeFile(file, KB10);
+  await writeFile(file, isLog ? earlierRunLine('b'.repeat(KB10.length - earlierRunLine('').length)) : KB10);
   if (isLog) await utimes(file, item.time / 1000, item.time / 1000);
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeEach } from 'vitest';
 import { startBackend, startDemo, type Backend } from './backends.js';
+import { assertTrafficLogContract, checkTrafficLogFiles } from './event-log-contract.js';
 import { GatewayProcess, Workspace } from './gateway-process.js';
 
 export interface GatewayFixture {
@@ -36,10 +37,16 @@ export function useGatewayFixture(options: { demo?: boolean } = {}): GatewayFixt
   });
 
   afterEach(async () => {
-    for (const cleanup of cleanups) await cleanup();
-    await Promise.all(gateways.map((gateway) => gateway.stop()));
-    await Promise.all(backends.map((backend) => backend.close()));
-    await workspace.remove();
+    try {
+      for (const cleanup of cleanups) await cleanup();
+      await Promise.all(gateways.map((gateway) => gateway.stop()));
+      await Promise.all(backends.map((backend) => backend.close()));
+      // Every line any test makes the gateway write keeps the schema, whether the test looks at it or not.
+      const checks = [await checkTrafficLogFiles(workspace.logDir), ...gateways.map((gateway) => gateway.checkStdout())];
+      assertTrafficLogContract(checks.flatMap((check) => check.problems));
+    } finally {
+      await workspace.remove();
+    }
   });
 
   return {

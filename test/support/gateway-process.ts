@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { assertTrafficLogContract, checkTrafficLines, checkTrafficLogFiles, type CheckedLines } from './event-log-contract.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/tollgate', import.meta.url));
 
@@ -53,15 +54,11 @@ export class Workspace {
     return file;
   }
 
-  /** Every traffic log line written in the log directory, parsed. */
+  /** Every traffic log line written in the log directory (current and rolled files), parsed; fails on a line that breaks the schema. */
   async logLines(): Promise<LogLine[]> {
-    const files = (await readdir(this.logDir).catch(() => [] as string[])).filter((name) => name.endsWith('.log')).sort();
-    const lines: LogLine[] = [];
-    for (const name of files) {
-      const text = await readFile(join(this.logDir, name), 'utf8');
-      for (const line of text.split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine);
-    }
-    return lines;
+    const { lines, problems } = await checkTrafficLogFiles(this.logDir);
+    assertTrafficLogContract(problems);
+    return lines as LogLine[];
   }
 
   /** Every file below the payload directory, relative to it. */
@@ -156,6 +153,18 @@ export class GatewayProcess {
         if (!gateway) reject(new Error(`gateway exited with code ${code} before listening:\n${stderr}`));
       });
     });
+  }
+
+  /** The traffic log lines this gateway wrote to standard output (`output: stdout`), parsed; fails on a line that breaks the schema. */
+  stdoutLines(): LogLine[] {
+    const { lines, problems } = this.checkStdout();
+    assertTrafficLogContract(problems);
+    return lines as LogLine[];
+  }
+
+  /** Standard output carries traffic log lines only: each complete one checked against the schema. */
+  checkStdout(): CheckedLines {
+    return checkTrafficLines(this.stdout, `stdout of gateway ${this.pid}`);
   }
 
   get pid(): number {
