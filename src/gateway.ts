@@ -77,11 +77,12 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   const protocol = gateway.tls === undefined ? 'http' : 'https';
   const context = { route: createRouter(routes), recorder, protocol, inFlight } as const;
 
-  const serverOptions = { maxHeaderSize: gateway.maxRequestHeaderBytes, keepAliveTimeout: 65_000, requestTimeout: 0 };
+  const serverOptions = { maxHeaderSize: gateway.maxRequestHeaderBytes, keepAliveTimeout: gateway.keepAliveTimeoutMs, requestTimeout: 0 };
   const server =
     gateway.tls === undefined
       ? createHttpServer(serverOptions)
       : createHttpsServer({ ...serverOptions, cert: readFileSync(gateway.tls.cert), key: readFileSync(gateway.tls.key) });
+  if (gateway.maxConnections !== undefined) server.maxConnections = gateway.maxConnections;
   server.on('request', createRequestHandler(context));
   server.on('upgrade', createUpgradeHandler(context));
   server.on('clientError', createClientErrorHandler(context));

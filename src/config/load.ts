@@ -37,7 +37,7 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
     return issue.keys.map((key) => `${issue.path.length > 0 ? `${where}.` : ''}${key}: unknown key`);
   }
   const found = describeValue(valueAt(input, issue.path));
-  const expected = issue.message.replace(/^Invalid \w+: /, '').replace(/, received \w+$/, '');
+  const expected = issue.message.replace(/^(Invalid \w+|Too big|Too small): /, '').replace(/, received \w+$/, '');
   return [`${where}: ${expected}, found ${found}`];
 }
 

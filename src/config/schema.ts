@@ -10,6 +10,11 @@ const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'
 
 const detailedRecording = z.enum(DETAILED_RECORDING_LEVELS);
 const positiveInt = z.number().int().positive();
+
+/** Node fires a timer set above 2^31-1 ms after 1 ms, so no duration may be longer. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const milliseconds = positiveInt.max(MAX_TIMER_MS);
+const seconds = z.number().positive().max(Math.floor(MAX_TIMER_MS / 1000));
 const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-" only');
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
@@ -36,9 +41,9 @@ const endpointSchema = z.strictObject({
 });
 
 const timeoutsSchema = z.strictObject({
-  connectMs: positiveInt.default(5_000),
-  responseHeadersMs: positiveInt.default(30_000),
-  idleMs: positiveInt.default(60_000),
+  connectMs: milliseconds.default(5_000),
+  responseHeadersMs: milliseconds.default(30_000),
+  idleMs: milliseconds.default(60_000),
 });
 
 const apiSchema = z.strictObject({
@@ -68,8 +73,10 @@ const gatewaySchema = z.strictObject({
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   timeouts: timeoutsSchema.prefault({}),
   maxConnectionsPerTarget: positiveInt.default(256),
-  targetCooldownMs: positiveInt.default(10_000),
-  shutdownTimeoutMs: positiveInt.default(30_000),
+  targetCooldownMs: milliseconds.default(10_000),
+  shutdownTimeoutMs: milliseconds.default(30_000),
+  keepAliveTimeoutMs: milliseconds.default(65_000),
+  maxConnections: positiveInt.optional(),
   maxRequestHeaderBytes: positiveInt.default(16_384),
 });
 
@@ -114,7 +121,7 @@ const trafficLogSchema = z.strictObject({
   directory: z.string().min(1).default('logs'),
   maxFileSizeMb: z.number().positive().default(20),
   maxDiskSpaceMb: z.number().positive().default(1024),
-  diskCheckIntervalSec: z.number().positive().default(600),
+  diskCheckIntervalSec: seconds.default(600),
   payloads: z
     .strictObject({
       enabled: z.boolean().default(false),

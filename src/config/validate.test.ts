@@ -47,13 +47,14 @@ function fullConfig(): Record<string, any> {
 
 /** Every problem in one file: each entry is the line `validate` must print for it. */
 const BROKEN_CONFIG = {
-  gateway: { host: '127.0.0.1', port: 'eighty' },
+  gateway: { host: '127.0.0.1', port: 'eighty', shutdownTimeoutMs: 3_000_000_000 },
   colour: 'blue',
   apis: [
-    { id: 'shop', name: 'Shop', listenPath: '/shop/', target: 'ftp://x', retry: 3 },
+    { id: 'shop', name: 'Shop', listenPath: '/shop/', target: 'ftp://x', retry: 3, timeouts: { idleMs: 2_147_483_648 } },
     { id: 'shop', name: 'Shop again', target: 'http://127.0.0.1:9' },
   ],
   analytics: { detailedRecording: 'sometimes', ignoredIps: ['10.0.0.0/99'] },
+  trafficLog: { diskCheckIntervalSec: 2_147_484 },
 };
 
 const EXPECTED_PROBLEMS: [path: string, line: RegExp][] = [
@@ -65,6 +66,10 @@ const EXPECTED_PROBLEMS: [path: string, line: RegExp][] = [
   ['analytics.ignoredIps.0', /^analytics\.ignoredIps\.0: expected an IP address or CIDR block.*, found "10\.0\.0\.0\/99"$/],
   ['apis.1.id', /^apis\.1\.id: expected a unique value, found "shop" \(also apis\.0\.id\)$/],
   ['apis.1.listenPath', /^apis\.1\.listenPath: expected string, found nothing$/],
+  // Node fires a timer set above 2^31-1 ms after 1 ms.
+  ['gateway.shutdownTimeoutMs', /^gateway\.shutdownTimeoutMs: expected number to be <=2147483647, found 3000000000$/],
+  ['apis.0.timeouts.idleMs', /^apis\.0\.timeouts\.idleMs: expected number to be <=2147483647, found 2147483648$/],
+  ['trafficLog.diskCheckIntervalSec', /^trafficLog\.diskCheckIntervalSec: expected number to be <=2147483, found 2147484$/],
 ];
 
 /** The problem lines of a ConfigError as printed by the CLI (indented under the summary line). */
@@ -120,6 +125,19 @@ describe('tollgate validate', () => {
     const json = await runCli(['validate', '--config', await workspace.writeConfig(BROKEN_CONFIG, 'broken.json')]);
     expect(json.code).toBe(yaml.code);
     expect(problemLines(json.stderr).sort()).toEqual(problemLines(yaml.stderr).sort());
+  });
+
+  it('accepts every duration up to the longest a Node timer holds', async () => {
+    const limitMs = 2_147_483_647;
+    const timeouts = { connectMs: limitMs, responseHeadersMs: limitMs, idleMs: limitMs };
+    const config = baseConfig(workspace, 'http://127.0.0.1:9', {
+      gateway: { timeouts, targetCooldownMs: limitMs, shutdownTimeoutMs: limitMs, keepAliveTimeoutMs: limitMs },
+      api: { timeouts },
+      trafficLog: { diskCheckIntervalSec: 2_147_483 },
+    });
+    const result = await runCli(['validate', '--config', await workspace.writeConfig(config)]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
   });
 
   it('says a missing file or a directory cannot be read', async () => {
