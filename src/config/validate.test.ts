@@ -140,6 +140,27 @@ describe('tollgate validate', () => {
     expect(result.code).toBe(0);
   });
 
+  it('names a key given twice in one object, by path and line, in JSON as in YAML', async () => {
+    const json = workspace.path('twice.json');
+    await writeFile(json, '{\n  "gateway": {\n    "port": 8080,\n    "port": 9090\n  },\n  "apis": [{ "id": "a", "name": "A", "id": "b" }]\n}\n');
+    const yaml = workspace.path('twice.yaml');
+    await writeFile(yaml, 'gateway:\n  port: 8080\n  port: 9090\napis:\n  - { id: a, name: A, id: b }\n');
+
+    const fromJson = await runCli(['validate', '--config', json]);
+    expect(fromJson.code).toBe(2);
+    expect(fromJson.stderr).toContain(`${json}: 2 problems`);
+    expect(problemLines(fromJson.stderr)).toEqual([
+      'gateway.port: expected a key only once per object, found "port" again at line 4',
+      'apis.0.id: expected a key only once per object, found "id" again at line 6',
+    ]);
+    const fromYaml = await runCli(['validate', '--config', yaml]);
+    expect(fromYaml.code).toBe(2);
+    expect(problemLines(fromYaml.stderr)).toEqual([
+      'gateway.port: expected a key only once per object, found "port" again at line 3',
+      'apis.0.id: expected a key only once per object, found "id" again at line 5',
+    ]);
+  });
+
   it('says a missing file or a directory cannot be read', async () => {
     const missing = workspace.path('no-such.yaml');
     const absent = await runCli(['validate', '--config', missing]);
@@ -221,6 +242,14 @@ describe('tollgate gateway with a bad config', () => {
 
     await expect(request(`http://127.0.0.1:${port}/api/`)).rejects.toThrow(/ECONNREFUSED/);
     await expect(stat(workspace.logDir)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('fails on a JSON key given twice as validate does', async () => {
+    const file = workspace.path('twice.json');
+    await writeFile(file, '{\n  "gateway": {"port": 0},\n  "gateway": {"port": 0}\n}\n');
+    const message = await gatewayStartFailure(file);
+    expect(message).toMatch(/exited with code 2 before listening/);
+    expect(problemLines(message)).toEqual(['gateway: expected a key only once per object, found "gateway" again at line 3']);
   });
 
   it('fails on an unreadable file as validate does', async () => {
