@@ -1,8 +1,8 @@
-import { accessSync, constants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml';
 import type { z } from 'zod';
+import { environmentProblems } from './environment-checks.js';
 import { configSchema, TRAFFIC_LOG_OUTPUTS, type Config, type TrafficLogOutput } from './schema.js';
 
 /** Thrown for any problem with the configuration; `problems` holds one line per problem. */
@@ -77,10 +77,7 @@ export async function readConfigFile(file: string): Promise<Config> {
   } catch (error) {
     throw new ConfigError(file, [`cannot read the file: ${(error as Error).message}`]);
   }
-  const config = parseConfig(parseText(text, file), file);
-  const unreadable = unreadableFiles(config);
-  if (unreadable.length > 0) throw new ConfigError(file, unreadable);
-  return config;
+  return parseConfig(parseText(text, file), file);
 }
 
 /**
@@ -117,23 +114,6 @@ function keyPathAt(node: unknown, offset: number, path: string[] = []): string[]
   return undefined;
 }
 
-function unreadableFiles(config: Config): string[] {
-  const files: [string, string | undefined][] = [
-    ['gateway.tls.cert', config.gateway.tls?.cert],
-    ['gateway.tls.key', config.gateway.tls?.key],
-  ];
-  const problems: string[] = [];
-  for (const [key, path] of files) {
-    if (path === undefined) continue;
-    try {
-      accessSync(path, constants.R_OK);
-    } catch {
-      problems.push(`${key}: a readable file, found ${describeValue(path)} (no such file or not readable)`);
-    }
-  }
-  return problems;
-}
-
 function envChoice<T extends string>(env: NodeJS.ProcessEnv, variable: string, allowed: readonly T[], problems: string[]): T | undefined {
   const value = env[variable];
   if (value === undefined || value === '') return undefined;
@@ -162,6 +142,10 @@ export function applyEnvironment(config: Config, env: NodeJS.ProcessEnv = proces
   };
 }
 
+/** The config start-up would run with: the file, its environment overrides, and what it needs from the machine. */
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  return applyEnvironment(await readConfigFile(file), env);
+  const config = applyEnvironment(await readConfigFile(file), env);
+  const problems = environmentProblems(config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return config;
 }

@@ -141,3 +141,8 @@ export type Config = z.infer<typeof configSchema>;
 export type ApiConfig = Config['apis'][number];
 export type EndpointConfig = ApiConfig['endpoints'][number];
 export type TimeoutsConfig = z.infer<typeof timeoutsSchema>;
+
+/** Payload files are written only alongside a traffic log. */
+export function payloadStorageOn(trafficLog: Config['trafficLog']): boolean {
+  return trafficLog.output !== 'none' && trafficLog.payloads.enabled;
+}

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { baseConfig, deadPort } from '../../test/support/backends.js';
-import { gatewayStartFailure, runCli, Workspace } from '../../test/support/gateway-process.js';
+import { gatewayStartFailure, problemLines, runCli, Workspace } from '../../test/support/gateway-process.js';
 
 let workspace: Workspace;
 
@@ -71,14 +71,6 @@ const EXPECTED_PROBLEMS: [path: string, line: RegExp][] = [
   ['apis.0.timeouts.idleMs', /^apis\.0\.timeouts\.idleMs: expected number to be <=2147483647, found 2147483648$/],
   ['trafficLog.diskCheckIntervalSec', /^trafficLog\.diskCheckIntervalSec: expected number to be <=2147483, found 2147484$/],
 ];
-
-/** The problem lines of a ConfigError as printed by the CLI (indented under the summary line). */
-function problemLines(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .filter((line) => line.startsWith('  '))
-    .map((line) => line.trim());
-}
 
 function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ');
