@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import type { Config } from './config/schema.js';
+import { payloadStorageOn, type Config } from './config/schema.js';
 import { OperationalLog } from './operations/operational-log.js';
 import { ThrottledReporter } from './operations/throttled-reporter.js';
 import { createRequestHandler, type ProxyContext } from './proxy/handler.js';
@@ -57,7 +57,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   const operations = new OperationalLog(options.notify);
   const errors = new ThrottledReporter(operations.error);
 
-  const payloadsOn = logConfig.output !== 'none' && logConfig.payloads.enabled;
+  const payloadsOn = payloadStorageOn(logConfig);
   const payloadDirectory = resolve(logConfig.payloads.directory);
   const quota =
     logConfig.output === 'file' || payloadsOn
@@ -138,11 +138,20 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   const context: ProxyContext = { route: createRouter(routes), policies, pipeline, protocol, inFlight };
 
   // requireHostHeader: the gateway refuses such requests itself, so that they are recorded.
-  const serverOptions = { maxHeaderSize: gateway.maxRequestHeaderBytes, keepAliveTimeout: 65_000, requestTimeout: 0, requireHostHeader: false };
+  const serverOptions = {
+    maxHeaderSize: gateway.maxRequestHeaderBytes,
+    keepAliveTimeout: gateway.keepAliveTimeoutMs,
+    // A client that is slow to send its headers gets 408; once they are in, the back end's timeouts apply.
+    headersTimeout: gateway.requestHeadersTimeoutMs,
+    requestTimeout: 0,
+    connectionsCheckingInterval: Math.min(1_000, gateway.requestHeadersTimeoutMs),
+    requireHostHeader: false,
+  };
   const server =
     gateway.tls === undefined
       ? createHttpServer(serverOptions)
       : createHttpsServer({ ...serverOptions, cert: readFileSync(gateway.tls.cert), key: readFileSync(gateway.tls.key) });
+  if (gateway.maxConnections !== undefined) server.maxConnections = gateway.maxConnections;
   server.on('request', createRequestHandler(context));
   server.on('upgrade', createUpgradeHandler(context, server));
   server.on('connect', createConnectHandler(context));

@@ -34,7 +34,9 @@ program
 
 program
   .command('validate')
-  .description('Check a configuration file (and the TOLLGATE_* overrides); exits non-zero listing every problem (key path, expected, found).')
+  .description(
+    'Check a configuration file, the TOLLGATE_* overrides and what start-up needs (writable log directories, TLS files); exits non-zero listing every problem (key path, expected, found).',
+  )
   .requiredOption('-c, --config <file>', 'configuration file to check')
   .action(async ({ config }: { config: string }) => {
     try {

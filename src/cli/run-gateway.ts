@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import type { Config } from '../config/schema.js';
+import { payloadStorageOn, type Config } from '../config/schema.js';
 import { startGateway } from '../gateway.js';
 
 export interface RunOptions {
@@ -18,7 +18,7 @@ function notify(message: string): void {
 function describe(config: Config): string {
   const log = config.trafficLog;
   const where = log.output === 'file' ? `file in ${log.directory}` : log.output;
-  return `traffic log: ${where}, payloads: ${log.output !== 'none' && log.payloads.enabled ? `on (${log.payloads.directory})` : 'off'}`;
+  return `traffic log: ${where}, payloads: ${payloadStorageOn(log) ? `on (${log.payloads.directory})` : 'off'}`;
 }
 
 /** Runs the gateway in this process, or as `gateway.workers` processes sharing the port. */

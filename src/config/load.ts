@@ -1,8 +1,8 @@
-import { accessSync, constants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml';
 import type { z } from 'zod';
+import { environmentProblems } from './environment-checks.js';
 import { configSchema, TRAFFIC_LOG_OUTPUTS, type Config, type TrafficLogOutput } from './schema.js';
 
 /** Thrown for any problem with the configuration; `problems` holds one line per problem. */
@@ -37,7 +37,7 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
     return issue.keys.map((key) => `${issue.path.length > 0 ? `${where}.` : ''}${key}: unknown key`);
   }
   const found = describeValue(valueAt(input, issue.path));
-  const expected = issue.message.replace(/^Invalid \w+: /, '').replace(/, received \w+$/, '');
+  const expected = issue.message.replace(/^(Invalid \w+|Too big|Too small): /, '').replace(/, received \w+$/, '');
   return [`${where}: ${expected}, found ${found}`];
 }
 
@@ -77,33 +77,41 @@ export async function readConfigFile(file: string): Promise<Config> {
   } catch (error) {
     throw new ConfigError(file, [`cannot read the file: ${(error as Error).message}`]);
   }
-  let document: unknown;
-  try {
-    document = extname(file) === '.json' ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(file, [`not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`]);
-  }
-  const config = parseConfig(document, file);
-  const unreadable = unreadableFiles(config);
-  if (unreadable.length > 0) throw new ConfigError(file, unreadable);
-  return config;
+  return parseConfig(parseText(text, file), file);
 }
 
-function unreadableFiles(config: Config): string[] {
-  const files: [string, string | undefined][] = [
-    ['gateway.tls.cert', config.gateway.tls?.cert],
-    ['gateway.tls.key', config.gateway.tls?.key],
-  ];
-  const problems: string[] = [];
-  for (const [key, path] of files) {
-    if (path === undefined) continue;
-    try {
-      accessSync(path, constants.R_OK);
-    } catch {
-      problems.push(`${key}: a readable file, found ${describeValue(path)} (no such file or not readable)`);
-    }
+/**
+ * YAML, or JSON by the .json extension: the yaml parser reads JSON with its JSON schema, so both
+ * reject a key given twice in one object (JSON.parse would keep the last).
+ */
+function parseText(text: string, file: string): unknown {
+  const json = extname(file) === '.json';
+  const document = parseDocument(text, { schema: json ? 'json' : 'core' });
+  const syntaxError = document.errors.find((error) => error.code !== 'DUPLICATE_KEY');
+  if (syntaxError !== undefined) throw new ConfigError(file, [`not valid ${json ? 'JSON' : 'YAML'}: ${syntaxError.message}`]);
+  if (document.errors.length > 0) throw new ConfigError(file, document.errors.map((error) => duplicateKeyProblem(document.contents, error)));
+  return document.toJS();
+}
+
+function duplicateKeyProblem(root: unknown, error: YAMLError): string {
+  const path = keyPathAt(root, error.pos[0]) ?? ['(unknown key)'];
+  return `${path.join('.')}: expected a key only once per object, found ${describeValue(path.at(-1))} again at line ${error.linePos?.[0].line}`;
+}
+
+/** The key path of the map key that starts at `offset`. */
+function keyPathAt(node: unknown, offset: number, path: string[] = []): string[] | undefined {
+  const entries: [key: unknown, value: unknown][] = isMap(node)
+    ? node.items.map((pair) => [pair.key, pair.value])
+    : isSeq(node)
+      ? node.items.map((item, index) => [index, item])
+      : [];
+  for (const [key, value] of entries) {
+    const name = String(isScalar(key) ? key.value : key);
+    if (isScalar(key) && key.range?.[0] === offset) return [...path, name];
+    const found = keyPathAt(value, offset, [...path, name]);
+    if (found !== undefined) return found;
   }
-  return problems;
+  return undefined;
 }
 
 function envChoice<T extends string>(env: NodeJS.ProcessEnv, variable: string, allowed: readonly T[], problems: string[]): T | undefined {
@@ -134,6 +142,10 @@ export function applyEnvironment(config: Config, env: NodeJS.ProcessEnv = proces
   };
 }
 
+/** The config start-up would run with: the file, its environment overrides, and what it needs from the machine. */
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  return applyEnvironment(await readConfigFile(file), env);
+  const config = applyEnvironment(await readConfigFile(file), env);
+  const problems = environmentProblems(config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return config;
 }

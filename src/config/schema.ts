@@ -11,6 +11,11 @@ const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'
 
 const detailedRecording = z.enum(DETAILED_RECORDING_LEVELS);
 const positiveInt = z.number().int().positive();
+
+/** Node fires a timer set above 2^31-1 ms after 1 ms, so no duration may be longer. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const milliseconds = positiveInt.max(MAX_TIMER_MS);
+const seconds = z.number().positive().max(Math.floor(MAX_TIMER_MS / 1000));
 const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-" only');
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
@@ -37,9 +42,9 @@ const endpointSchema = z.strictObject({
 });
 
 const timeoutsSchema = z.strictObject({
-  connectMs: positiveInt.default(5_000),
-  responseHeadersMs: positiveInt.default(30_000),
-  idleMs: positiveInt.default(60_000),
+  connectMs: milliseconds.default(5_000),
+  responseHeadersMs: milliseconds.default(30_000),
+  idleMs: milliseconds.default(60_000),
 });
 
 const apiSchema = z.strictObject({
@@ -69,9 +74,12 @@ const gatewaySchema = z.strictObject({
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   timeouts: timeoutsSchema.prefault({}),
   maxConnectionsPerTarget: positiveInt.default(256),
-  targetCooldownMs: positiveInt.default(10_000),
-  shutdownTimeoutMs: positiveInt.default(30_000),
+  targetCooldownMs: milliseconds.default(10_000),
+  shutdownTimeoutMs: milliseconds.default(30_000),
+  keepAliveTimeoutMs: milliseconds.default(65_000),
+  maxConnections: positiveInt.optional(),
   maxRequestHeaderBytes: positiveInt.default(16_384),
+  requestHeadersTimeoutMs: milliseconds.default(10_000),
 });
 
 const analyticsSchema = z.strictObject({
@@ -116,14 +124,14 @@ const trafficLogSchema = z.strictObject({
   directory: z.string().min(1).default('logs'),
   maxFileSizeMb: z.number().positive().default(20),
   maxDiskSpaceMb: z.number().positive().default(1024),
-  diskCheckIntervalSec: z.number().positive().default(600),
+  diskCheckIntervalSec: seconds.default(600),
   payloads: z
     .strictObject({
       enabled: z.boolean().default(false),
       directory: z.string().min(1).default('logs/payloads'),
       layout: z.enum(PAYLOAD_LAYOUTS).default('files'),
       maxFileSizeMb: z.number().positive().default(64),
-      maxWriteDelayMs: positiveInt.default(500),
+      maxWriteDelayMs: milliseconds.default(500),
     })
     .prefault({}),
 });
@@ -139,3 +147,8 @@ export type Config = z.infer<typeof configSchema>;
 export type ApiConfig = Config['apis'][number];
 export type EndpointConfig = ApiConfig['endpoints'][number];
 export type TimeoutsConfig = z.infer<typeof timeoutsSchema>;
+
+/** Payload files are written only alongside a traffic log. */
+export function payloadStorageOn(trafficLog: Config['trafficLog']): boolean {
+  return trafficLog.output !== 'none' && trafficLog.payloads.enabled;
+}

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { baseConfig, deadPort } from '../../test/support/backends.js';
-import { gatewayStartFailure, runCli, Workspace } from '../../test/support/gateway-process.js';
+import { gatewayStartFailure, problemLines, runCli, Workspace } from '../../test/support/gateway-process.js';
 
 let workspace: Workspace;
 
@@ -47,13 +47,14 @@ function fullConfig(): Record<string, any> {
 
 /** Every problem in one file: each entry is the line `validate` must print for it. */
 const BROKEN_CONFIG = {
-  gateway: { host: '127.0.0.1', port: 'eighty' },
+  gateway: { host: '127.0.0.1', port: 'eighty', shutdownTimeoutMs: 3_000_000_000 },
   colour: 'blue',
   apis: [
-    { id: 'shop', name: 'Shop', listenPath: '/shop/', target: 'ftp://x', retry: 3 },
+    { id: 'shop', name: 'Shop', listenPath: '/shop/', target: 'ftp://x', retry: 3, timeouts: { idleMs: 2_147_483_648 } },
     { id: 'shop', name: 'Shop again', target: 'http://127.0.0.1:9' },
   ],
   analytics: { detailedRecording: 'sometimes', ignoredIps: ['10.0.0.0/99'] },
+  trafficLog: { diskCheckIntervalSec: 2_147_484 },
 };
 
 const EXPECTED_PROBLEMS: [path: string, line: RegExp][] = [
@@ -65,15 +66,11 @@ const EXPECTED_PROBLEMS: [path: string, line: RegExp][] = [
   ['analytics.ignoredIps.0', /^analytics\.ignoredIps\.0: expected an IP address or CIDR block.*, found "10\.0\.0\.0\/99"$/],
   ['apis.1.id', /^apis\.1\.id: expected a unique value, found "shop" \(also apis\.0\.id\)$/],
   ['apis.1.listenPath', /^apis\.1\.listenPath: expected string, found nothing$/],
+  // Node fires a timer set above 2^31-1 ms after 1 ms.
+  ['gateway.shutdownTimeoutMs', /^gateway\.shutdownTimeoutMs: expected number to be <=2147483647, found 3000000000$/],
+  ['apis.0.timeouts.idleMs', /^apis\.0\.timeouts\.idleMs: expected number to be <=2147483647, found 2147483648$/],
+  ['trafficLog.diskCheckIntervalSec', /^trafficLog\.diskCheckIntervalSec: expected number to be <=2147483, found 2147484$/],
 ];
-
-/** The problem lines of a ConfigError as printed by the CLI (indented under the summary line). */
-function problemLines(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .filter((line) => line.startsWith('  '))
-    .map((line) => line.trim());
-}
 
 function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ');
@@ -120,6 +117,40 @@ describe('tollgate validate', () => {
     const json = await runCli(['validate', '--config', await workspace.writeConfig(BROKEN_CONFIG, 'broken.json')]);
     expect(json.code).toBe(yaml.code);
     expect(problemLines(json.stderr).sort()).toEqual(problemLines(yaml.stderr).sort());
+  });
+
+  it('accepts every duration up to the longest a Node timer holds', async () => {
+    const limitMs = 2_147_483_647;
+    const timeouts = { connectMs: limitMs, responseHeadersMs: limitMs, idleMs: limitMs };
+    const config = baseConfig(workspace, 'http://127.0.0.1:9', {
+      gateway: { timeouts, targetCooldownMs: limitMs, shutdownTimeoutMs: limitMs, keepAliveTimeoutMs: limitMs },
+      api: { timeouts },
+      trafficLog: { diskCheckIntervalSec: 2_147_483 },
+    });
+    const result = await runCli(['validate', '--config', await workspace.writeConfig(config)]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('names a key given twice in one object, by path and line, in JSON as in YAML', async () => {
+    const json = workspace.path('twice.json');
+    await writeFile(json, '{\n  "gateway": {\n    "port": 8080,\n    "port": 9090\n  },\n  "apis": [{ "id": "a", "name": "A", "id": "b" }]\n}\n');
+    const yaml = workspace.path('twice.yaml');
+    await writeFile(yaml, 'gateway:\n  port: 8080\n  port: 9090\napis:\n  - { id: a, name: A, id: b }\n');
+
+    const fromJson = await runCli(['validate', '--config', json]);
+    expect(fromJson.code).toBe(2);
+    expect(fromJson.stderr).toContain(`${json}: 2 problems`);
+    expect(problemLines(fromJson.stderr)).toEqual([
+      'gateway.port: expected a key only once per object, found "port" again at line 4',
+      'apis.0.id: expected a key only once per object, found "id" again at line 6',
+    ]);
+    const fromYaml = await runCli(['validate', '--config', yaml]);
+    expect(fromYaml.code).toBe(2);
+    expect(problemLines(fromYaml.stderr)).toEqual([
+      'gateway.port: expected a key only once per object, found "port" again at line 3',
+      'apis.0.id: expected a key only once per object, found "id" again at line 5',
+    ]);
   });
 
   it('says a missing file or a directory cannot be read', async () => {
@@ -203,6 +234,14 @@ describe('tollgate gateway with a bad config', () => {
 
     await expect(request(`http://127.0.0.1:${port}/api/`)).rejects.toThrow(/ECONNREFUSED/);
     await expect(stat(workspace.logDir)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('fails on a JSON key given twice as validate does', async () => {
+    const file = workspace.path('twice.json');
+    await writeFile(file, '{\n  "gateway": {"port": 0},\n  "gateway": {"port": 0}\n}\n');
+    const message = await gatewayStartFailure(file);
+    expect(message).toMatch(/exited with code 2 before listening/);
+    expect(problemLines(message)).toEqual(['gateway: expected a key only once per object, found "gateway" again at line 3']);
   });
 
   it('fails on an unreadable file as validate does', async () => {

@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -15,14 +13,6 @@ const fixture = useGatewayFixture();
 
 function startGateway(target: string, overrides: Record<string, any> = {}): Promise<GatewayProcess> {
   return fixture.start(baseConfig(fixture.workspace, target, overrides));
-}
-
-/** A self-signed certificate for localhost in the workspace. */
-async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
-  const cert = fixture.workspace.path('cert.pem');
-  const key = fixture.workspace.path('key.pem');
-  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert]);
-  return { cert, key };
 }
 
 /** A WebSocket back end that greets each client and echoes what it gets. */
@@ -80,7 +70,7 @@ function refusesConnections(url: string): Promise<boolean> {
 describe('TLS listener', () => {
   it('serves HTTPS with the configured certificate and tells the back end the client used https', async () => {
     const echo = await fixture.backend((_, response) => response.end('over tls'));
-    const gw = await startGateway(echo.url, { gateway: { tls: await selfSignedCertificate() } });
+    const gw = await startGateway(echo.url, { gateway: { tls: await fixture.workspace.selfSignedCertificate() } });
     expect(gw.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const agent = new Agent({ connect: { rejectUnauthorized: false } });
     fixture.onCleanup(() => agent.close());
@@ -97,7 +87,7 @@ describe('TLS listener', () => {
 
   it('refuses a plain HTTP request on the TLS port', async () => {
     const echo = await fixture.backend((_, response) => response.end('never'));
-    const gw = await startGateway(echo.url, { gateway: { tls: await selfSignedCertificate() } });
+    const gw = await startGateway(echo.url, { gateway: { tls: await fixture.workspace.selfSignedCertificate() } });
     await expect(request(`${gw.url.replace('https:', 'http:')}/api/x`)).rejects.toThrow();
     expect(echo.seen).toHaveLength(0);
   });

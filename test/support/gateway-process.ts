@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { assertTrafficLogContract, checkTrafficLines, checkTrafficLogFiles, type CheckedLines } from './event-log-contract.js';
 
@@ -26,6 +27,14 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The problem lines of a ConfigError as printed by the CLI (indented under the summary line). */
+export function problemLines(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line.startsWith('  '))
+    .map((line) => line.trim());
 }
 
 /** A scratch directory for one test: config, logs and payloads live here. */
@@ -52,6 +61,14 @@ export class Workspace {
     const file = this.path(name);
     await writeFile(file, name.endsWith('.json') ? JSON.stringify(config) : stringify(config));
     return file;
+  }
+
+  /** A self-signed certificate for localhost and its key: `<name>cert.pem`, `<name>key.pem`. */
+  async selfSignedCertificate(name = ''): Promise<{ cert: string; key: string }> {
+    const cert = this.path(`${name}cert.pem`);
+    const key = this.path(`${name}key.pem`);
+    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert]);
+    return { cert, key };
   }
 
   /** Every traffic log line written in the log directory (current and rolled files), parsed; fails on a line that breaks the schema. */
