@@ -123,7 +123,8 @@ export class PayloadStore {
       this.onError(new Error(`a ${capture.contentType} body with Content-Encoding "${capture.contentEncoding}" was not stored: it could not be decoded to redact it`));
       return null;
     }
-    return this.redactor.body(capture.contentType, decoded);
+    if (decoded.truncated) capture.truncated = true;
+    return this.redactor.body(capture.contentType, decoded.body);
   }
 
   close(): Promise<void> {
