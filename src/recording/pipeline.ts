@@ -189,7 +189,7 @@ export class RecordingPipeline {
         setOutcome(placements, 'undecodable');
         return null;
       }
-      return toStore(redactor.body(capture.contentType, decoded), capture.truncated || decoded.length >= capture.limit);
+      return toStore(redactor.body(capture.contentType, decoded.body), capture.truncated || decoded.truncated);
     });
   }
 

@@ -42,12 +42,15 @@ const SECRET_HEADERS = {
 const QUERY = '?token=SECRET-E&keep=1&sig=SECRET-I';
 const REDACTED_QUERY = '?token=[REDACTED]&keep=1&sig=[REDACTED]';
 
-function readBody(incoming: IncomingMessage): Promise<string> {
+// OAuth implicit flow: the token comes back in the fragment.
+const REDIRECT_LOCATION = 'https://app.example/cb#access_token=SECRET-LOC&token_type=bearer';
+const REDIRECT_CONTENT_LOCATION = '/r?code=SECRET-CL&keep=1#id_token=SECRET-CL2';
+
+function readBody(incoming: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve) => {
-    let text = '';
-    incoming.setEncoding('utf8');
-    incoming.on('data', (chunk: string) => (text += chunk));
-    incoming.on('end', () => resolve(text));
+    const chunks: Buffer[] = [];
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+    incoming.on('end', () => resolve(Buffer.concat(chunks)));
   });
 }
 
@@ -55,10 +58,17 @@ beforeEach(async () => {
   receivedBodies = [];
   backend = await fixture.backend((incoming, outgoing) => {
     void readBody(incoming).then((body) => {
-      receivedBodies.push(body);
+      receivedBodies.push(body.toString());
       if (incoming.url?.startsWith('/echo')) {
-        outgoing.writeHead(200, { 'content-type': incoming.headers['content-type'] ?? 'application/json' });
+        // The body back as it came, with its content type and encoding (or none).
+        const { 'content-type': type, 'content-encoding': encoding } = incoming.headers;
+        outgoing.writeHead(200, { ...(type && { 'content-type': type }), ...(encoding && { 'content-encoding': encoding }) });
         outgoing.end(body);
+        return;
+      }
+      if (incoming.url?.startsWith('/redirect')) {
+        outgoing.writeHead(302, { location: REDIRECT_LOCATION, 'content-location': REDIRECT_CONTENT_LOCATION });
+        outgoing.end();
         return;
       }
       if (incoming.url?.startsWith('/compressed')) {
@@ -269,4 +279,146 @@ describe('redaction of recorded traffic', () => {
     }
     expect(receivedBodies).toEqual([body]);
   });
+
+  it('stores a JSON body byte for byte but for the secret values: numbers, spacing, duplicate keys and __proto__ as they passed', async () => {
+    const gw = await startRecordingEverything();
+    const body =
+      '{ "big": 12345678901234567890, "price": 1.10,\n  "dup": 1, "dup": 2, "password": "SECRET-1", "Password": ["SECRET-2"],\n' +
+      '  "__proto__": {"card_number": 4111111111111111, "kept": true}, "pass\\u0077ord": {"x": "SECRET-3"} }';
+    const { id } = await send(gw, '/api/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const expected =
+      '{ "big": 12345678901234567890, "price": 1.10,\n  "dup": 1, "dup": 2, "password": "[REDACTED]", "Password": "[REDACTED]",\n' +
+      '  "__proto__": {"card_number": "[REDACTED]", "kept": true}, "pass\\u0077ord": "[REDACTED]" }';
+    const [client, upstream] = await legsOf(id);
+    for (const uri of [client!.protocolInfo.recvPayload, upstream!.protocolInfo.recvPayload]) expect(await payloadText(uri)).toBe(expected);
+  });
+
+  it('redacts JSON sent as text/plain or without a content type, and stores other text as it passed', async () => {
+    const gw = await startRecordingEverything();
+    const json = '{"user":"rex","password":"SECRET-PLAIN","n":1.10}';
+    const typed = await send(gw, '/api/echo', { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, body: json });
+    const untyped = await send(gw, '/api/echo', { method: 'POST', body: `\n[${json}]` });
+    const text = 'a note that says "password": kept';
+    const notJson = await send(gw, '/api/echo', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: text });
+    expect(typed.body.toString()).toBe(json);
+    expect(untyped.body.toString()).toBe(`\n[${json}]`);
+    expect(receivedBodies).toEqual([json, `\n[${json}]`, text]);
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const redacted = '{"user":"rex","password":"[REDACTED]","n":1.10}';
+    for (const [exchange, expected] of [[typed, redacted], [untyped, `\n[${redacted}]`], [notJson, text]] as const) {
+      const [client, upstream] = await legsOf(exchange.id);
+      expect(await payloadText(client!.protocolInfo.recvPayload)).toBe(expected);
+      expect(await payloadText(upstream!.protocolInfo.recvPayload)).toBe(expected);
+    }
+    const [untypedClient, untypedUpstream] = await legsOf(untyped.id);
+    expect(untypedClient!.protocolInfo.recvHeader).not.toMatch(/\r\ncontent-type:/i);
+    expect(untypedUpstream!.protocolInfo.recvHeader).not.toMatch(/\r\ncontent-type:/i);
+  });
+
+  it('redacts fields with bracketed names in the query and in form bodies, plain and percent-encoded', async () => {
+    const gw = await startRecordingEverything();
+    const fields = 'user[password]=SECRET-1&token[]=SECRET-2&a[b][token]=SECRET-3&user%5Bpassword%5D=SECRET-4&token%5B%5D=SECRET-5&user[name]=rex';
+    const redacted = 'user[password]=[REDACTED]&token[]=[REDACTED]&a[b][token]=[REDACTED]&user%5Bpassword%5D=[REDACTED]&token%5B%5D=[REDACTED]&user[name]=rex';
+    const { id } = await send(gw, `/api/echo?${fields}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: fields });
+    expect(backend.seen[0]!.url).toBe(`/echo?${fields}`);
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [client, upstream] = await legsOf(id);
+    expect(client!.protocolInfo.http.uri).toBe(`/api/echo?${redacted}`);
+    expect(upstream!.protocolInfo.http.uri).toBe(`/echo?${redacted}`);
+    expect((client!.protocolInfo.recvHeader as string).startsWith(`POST /api/echo?${redacted} HTTP/1.1\r\n`)).toBe(true);
+    expect(await payloadText(client!.protocolInfo.recvPayload)).toBe(redacted);
+    expect(await payloadText(upstream!.protocolInfo.recvPayload)).toBe(redacted);
+  });
+
+  it('redacts tokens in the fragment and query of Location, Content-Location and Referer, while the client gets them', async () => {
+    const gw = await startRecordingEverything();
+    const referer = 'https://app.example/#/callback?access_token=SECRET-REF&state=1';
+    const { id, statusCode, headers } = await send(gw, '/api/redirect', { headers: { referer } });
+    expect(statusCode).toBe(302);
+    expect(headers.location).toBe(REDIRECT_LOCATION);
+    expect(headers['content-location']).toBe(REDIRECT_CONTENT_LOCATION);
+    expect(backend.seen[0]!.headers.referer).toBe(referer);
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [client, upstream] = await legsOf(id);
+    for (const header of [upstream!.protocolInfo.recvHeader, client!.protocolInfo.sentHeader]) {
+      expect(header).toContain('\r\nlocation: https://app.example/cb#access_token=[REDACTED]&token_type=bearer\r\n');
+      expect(header).toContain('\r\ncontent-location: /r?code=[REDACTED]&keep=1#id_token=[REDACTED]\r\n');
+    }
+    for (const header of [client!.protocolInfo.recvHeader, upstream!.protocolInfo.sentHeader]) {
+      expect(header).toContain('\r\nreferer: https://app.example/#/callback?access_token=[REDACTED]&state=1\r\n');
+    }
+  });
+
+  it('redacts the OAuth code, id_token and refresh_token by default, but keeps "code" fields of JSON bodies', async () => {
+    const gw = await startRecordingEverything();
+    const form = 'grant_type=authorization_code&code=SECRET-1&refresh_token=SECRET-2&redirect_uri=https%3A%2F%2Fapp%2Fcb';
+    const tokenRequest = await send(gw, '/api/echo?code=SECRET-3&id_token=SECRET-4&refresh_token=SECRET-5&state=s', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form,
+    });
+    const json = '{"error":{"code":"NOT_FOUND"},"id_token":"SECRET-6","refresh_token":"SECRET-7"}';
+    const jsonRequest = await send(gw, '/api/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: json });
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [formClient] = await legsOf(tokenRequest.id);
+    expect(formClient!.protocolInfo.http.uri).toBe('/api/echo?code=[REDACTED]&id_token=[REDACTED]&refresh_token=[REDACTED]&state=s');
+    expect(await payloadText(formClient!.protocolInfo.recvPayload)).toBe(
+      'grant_type=authorization_code&code=[REDACTED]&refresh_token=[REDACTED]&redirect_uri=https%3A%2F%2Fapp%2Fcb',
+    );
+    const [jsonClient] = await legsOf(jsonRequest.id);
+    expect(await payloadText(jsonClient!.protocolInfo.recvPayload)).toBe('{"error":{"code":"NOT_FOUND"},"id_token":"[REDACTED]","refresh_token":"[REDACTED]"}');
+  });
+
+  it('stores a compressed JSON body longer than maxPayloadBytes once decoded cut there, redacted, and marked truncated', async () => {
+    const body = JSON.stringify({ user: 'rex', pad: 'x'.repeat(400), password: 'SECRET-GZ-0123456789', after: 'never stored' });
+    const limit = body.indexOf('SECRET-GZ') + 'SECRET'.length;
+    const compressed = gzipSync(body);
+    // Only decoding makes it longer than the limit: the compressed body is captured whole.
+    expect(compressed.length).toBeLessThan(limit);
+    const gw = await startRecordingEverything({ maxPayloadBytes: limit });
+    const { id, body: answer } = await send(gw, '/api/echo', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: compressed,
+    });
+    expect(gunzipSync(answer).toString()).toBe(body);
+    expect(await gw.stop()).toBe(0);
+
+    await expectNoSecretInWorkspace();
+    const [client, upstream] = await legsOf(id);
+    const expected = `${body.slice(0, body.indexOf('"SECRET-GZ'))}"[REDACTED]"`;
+    for (const leg of [client!, upstream!]) {
+      expect(leg.protocolInfo.recvPayloadTruncated).toBe(true);
+      expect(leg.protocolInfo.sentPayloadTruncated).toBe(true);
+      expect(await payloadText(leg.protocolInfo.recvPayload)).toBe(expected);
+      expect(await payloadText(leg.protocolInfo.sentPayload)).toBe(expected);
+    }
+  });
 });
+
+/** One request through the gateway: its status, headers, body and correlation id. */
+async function send(gw: GatewayProcess, path: string, options: Parameters<typeof request>[1] = {}) {
+  const response = await request(`${gw.url}${path}`, options);
+  const body = Buffer.from(await response.body.arrayBuffer());
+  return { statusCode: response.statusCode, headers: response.headers, body, id: response.headers['x-correlation-id'] as string };
+}
+
+async function legsOf(id: string): Promise<TransactionLines['legs']> {
+  return byTransaction(await fixture.workspace.logLines()).get(id)!.legs;
+}
+
+function payloadText(uri: string): Promise<string> {
+  return readFile(fileURLToPath(uri), 'utf8');
+}
+

@@ -1,10 +1,19 @@
+import { JsonFieldRedactor } from './json-redaction.js';
+
 export const REDACTED = '[REDACTED]';
 
 export const DEFAULT_REDACTED_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
-export const DEFAULT_REDACTED_QUERY_PARAMS = ['access_token', 'api_key', 'apikey', 'client_secret', 'password', 'token'];
-export const DEFAULT_REDACTED_JSON_FIELDS = ['access_token', 'client_secret', 'password', 'refresh_token'];
+export const DEFAULT_REDACTED_QUERY_PARAMS = ['access_token', 'api_key', 'apikey', 'client_secret', 'code', 'id_token', 'password', 'refresh_token', 'token'];
+// Not `code`: it would wipe error codes such as {"code":"NOT_FOUND"} from every error body.
+export const DEFAULT_REDACTED_JSON_FIELDS = ['access_token', 'client_secret', 'id_token', 'password', 'refresh_token'];
 
 const URL_HEADERS = new Set(['location', 'content-location', 'referer', 'origin']);
+
+const JSON_TYPE = /[/+]json\b/i;
+const FORM_TYPE = /^\s*application\/x-www-form-urlencoded\b/i;
+/** `text/plain` or no content type at all: such a body may well be JSON. */
+const UNTYPED_TYPE = /^\s*(?:text\/plain\s*(?:;|$)|$)/i;
+const NAME_BRACKETS = /[[\]]/;
 
 export interface RedactionRules {
   headers: readonly string[];
@@ -16,57 +25,42 @@ function lowerSet(defaults: readonly string[], extra: readonly string[]): Set<st
   return new Set([...defaults, ...extra].map((name) => name.toLowerCase()));
 }
 
-function unescapeKey(raw: string): string {
+/** Whether the body begins, after any white space or byte order mark, like a JSON object or array. */
+function startsLikeJson(body: Buffer): boolean {
+  let at = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  while (body[at] === 0x20 || body[at] === 0x0a || body[at] === 0x0d || body[at] === 0x09) at++;
+  return body[at] === 0x7b || body[at] === 0x5b;
+}
+
+/** A form field or query parameter name as sent, percent- and plus-decoded and in lowercase. */
+function decodedName(raw: string): string {
+  if (!raw.includes('%') && !raw.includes('+')) return raw.toLowerCase();
   try {
-    return JSON.parse(`"${raw}"`) as string;
+    return decodeURIComponent(raw.replaceAll('+', ' ')).toLowerCase();
   } catch {
-    return raw;
+    return raw.toLowerCase();
   }
 }
 
-/** Index just past the JSON value starting at `start`; the text's length when it is cut off. */
-function endOfValue(text: string, start: number): number {
-  let depth = 0;
-  let inString = false;
-  for (let i = start; i < text.length; i++) {
-    const char = text[i];
-    if (inString) {
-      if (char === '\\') i++;
-      else if (char === '"') {
-        inString = false;
-        if (depth === 0) return i + 1;
-      }
-    } else if (char === '"') inString = true;
-    else if (char === '{' || char === '[') depth++;
-    else if (char === '}' || char === ']') {
-      if (depth === 0) return i;
-      if (--depth === 0) return i + 1;
-    } else if (depth === 0 && (char === ',' || char === ' ' || char === '\n' || char === '\r' || char === '\t')) return i;
-  }
-  return text.length;
-}
-
-/** Removes secrets from everything recorded: header values, query parameters and JSON bodies. */
+/** Removes secrets from everything recorded: header values, URL parameters and JSON or form bodies. */
 export class Redactor {
   readonly #headers: Set<string>;
   readonly #queryParams: Set<string>;
-  readonly #jsonFields: Set<string>;
-  readonly #jsonFieldMarkers: string[];
   readonly #formFields: Set<string>;
+  readonly #json: JsonFieldRedactor;
   /** Lengths of the header names that may need redaction: most names are passed over by length alone. */
   readonly #headerNameLengths: Set<number>;
 
   constructor(extra: RedactionRules = { headers: [], queryParams: [], jsonFields: [] }) {
     this.#headers = lowerSet(DEFAULT_REDACTED_HEADERS, extra.headers);
     this.#queryParams = lowerSet(DEFAULT_REDACTED_QUERY_PARAMS, extra.queryParams);
-    this.#jsonFields = lowerSet(DEFAULT_REDACTED_JSON_FIELDS, extra.jsonFields);
-    this.#formFields = new Set([...this.#queryParams, ...this.#jsonFields]);
+    const jsonFields = lowerSet(DEFAULT_REDACTED_JSON_FIELDS, extra.jsonFields);
+    this.#formFields = new Set([...this.#queryParams, ...jsonFields]);
+    this.#json = new JsonFieldRedactor(jsonFields, REDACTED);
     this.#headerNameLengths = new Set([...this.#headers, ...URL_HEADERS].map((name) => name.length));
-    // A key spelt with escapes (`pass\u0077ord`) is caught by the full parse, never skipped.
-    this.#jsonFieldMarkers = [...[...this.#jsonFields].map((field) => JSON.stringify(field)), '\\u'];
   }
 
-  /** A header value as it may be recorded; URLs in Location or Referer lose their secret parameters too. */
+  /** A header value as it may be recorded; URLs in Location, Content-Location, Referer or Origin lose their secret parameters too. */
   headerValue(name: string, value: string): string {
     const lower = name.toLowerCase();
     if (this.#headers.has(lower)) return REDACTED;
@@ -99,84 +93,74 @@ export class Redactor {
     return redacted ?? fields;
   }
 
-  /** A request target with the values of secret query parameters replaced. */
+  /** A request target or URL with the values of secret query and fragment parameters replaced. */
   uri(uri: string): string {
+    const fragmentAt = uri.indexOf('#');
     const queryAt = uri.indexOf('?');
-    if (queryAt === -1) return uri;
-    const query = this.#form(uri.slice(queryAt + 1), this.#queryParams);
-    return query === null ? uri : `${uri.slice(0, queryAt + 1)}${query}`;
+    if (fragmentAt === -1 && queryAt === -1) return uri;
+    // The fragment first, so the query's indexes still hold afterwards.
+    let redacted = fragmentAt === -1 ? uri : this.#pairs(uri, fragmentAt + 1, uri.length, this.#queryParams);
+    const queryEnd = fragmentAt === -1 ? uri.length : fragmentAt;
+    if (queryAt !== -1 && queryAt < queryEnd) redacted = this.#pairs(redacted, queryAt + 1, queryEnd, this.#queryParams);
+    return redacted;
   }
 
-  /** `name=value&...` with the values of the named fields replaced; null when none is there. */
-  #form(text: string, secret: Set<string>): string | null {
-    const pairs = text.split('&');
-    let changed = false;
-    for (let i = 0; i < pairs.length; i++) {
-      const pair = pairs[i] as string;
-      const equals = pair.indexOf('=');
-      const rawName = equals === -1 ? pair : pair.slice(0, equals);
-      let name: string;
-      try {
-        name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
-      } catch {
-        name = rawName.toLowerCase();
-      }
-      if (secret.has(name)) {
-        pairs[i] = `${rawName}=${REDACTED}`;
-        changed = true;
-      }
-    }
-    return changed ? pairs.join('&') : null;
-  }
-
-  /** Whether a body of this content type is searched for secrets (JSON fields, form fields). */
-  appliesToBody(contentType: string): boolean {
-    return /[/+]json\b/i.test(contentType) || /^application\/x-www-form-urlencoded\b/i.test(contentType);
-  }
-
-  /** The body with its secret fields replaced, or the same buffer when it holds none. */
-  body(contentType: string, body: Buffer): Buffer {
-    if (!/^application\/x-www-form-urlencoded\b/i.test(contentType)) return this.jsonBody(body);
-    // A form's fields are secret when named as query parameters or as JSON fields.
-    const form = this.#form(body.toString('latin1'), this.#formFields);
-    return form === null ? body : Buffer.from(form, 'latin1');
-  }
-
-  /** The body with secret JSON fields replaced, or the same buffer when it holds none. */
-  jsonBody(body: Buffer): Buffer {
-    const text = body.toString('utf8');
-    const lower = text.toLowerCase();
-    if (!this.#jsonFieldMarkers.some((marker) => lower.includes(marker))) return body;
-    try {
-      return Buffer.from(JSON.stringify(this.#redactValue(JSON.parse(text))));
-    } catch {
-      return Buffer.from(this.#redactUnparsed(text));
-    }
-  }
-
-  /** For text that does not parse (a truncated body): every value of a secret key, to its end or the text's. */
-  #redactUnparsed(text: string): string {
-    const key = /"((?:[^"\\]|\\.)*)"\s*:\s*/g;
-    let out = '';
+  /** `text` with the values of the secret `name=value` pairs between `from` and `to` replaced; `text` itself when none is there. */
+  #pairs(text: string, from: number, to: number, secret: ReadonlySet<string>): string {
+    let redacted = '';
     let copiedTo = 0;
-    for (let match = key.exec(text); match !== null; match = key.exec(text)) {
-      if (!this.#jsonFields.has(unescapeKey(match[1] as string).toLowerCase())) continue;
-      const valueStart = match.index + match[0].length;
-      const valueEnd = endOfValue(text, valueStart);
-      out += `${text.slice(copiedTo, valueStart)}"${REDACTED}"`;
-      copiedTo = valueEnd;
-      key.lastIndex = valueEnd;
+    let equals = -1;
+    for (let start = from; start < to; ) {
+      let end = text.indexOf('&', start);
+      if (end === -1 || end > to) end = to;
+      if (equals < start) {
+        equals = text.indexOf('=', start);
+        if (equals === -1) break;
+      }
+      if (equals < end && this.#isSecretName(text.slice(start, equals), secret)) {
+        redacted += text.slice(copiedTo, equals + 1) + REDACTED;
+        copiedTo = end;
+      }
+      start = end + 1;
     }
-    return out + text.slice(copiedTo);
+    return copiedTo === 0 ? text : redacted + text.slice(copiedTo);
   }
 
-  #redactValue(value: unknown): unknown {
-    if (Array.isArray(value)) return value.map((item) => this.#redactValue(item));
-    if (value === null || typeof value !== 'object') return value;
-    const result: Record<string, unknown> = {};
-    for (const [key, inner] of Object.entries(value)) {
-      result[key] = this.#jsonFields.has(key.toLowerCase()) ? REDACTED : this.#redactValue(inner);
+  /**
+   * Whether a field name as sent is secret: its decoded name, or its base name or any bracketed
+   * part (`user[password]`, `token[]`). In a fragment such as `#/callback?token=…` the name starts
+   * after the `?`.
+   */
+  #isSecretName(raw: string, secret: ReadonlySet<string>): boolean {
+    let name = decodedName(raw);
+    const queryAt = name.lastIndexOf('?');
+    if (queryAt !== -1) name = name.slice(queryAt + 1);
+    if (secret.has(name)) return true;
+    return name.includes('[') && name.split(NAME_BRACKETS).some((part) => secret.has(part));
+  }
+
+  /**
+   * Whether a body of this content type must be held whole to be searched for secrets: JSON, form,
+   * `text/plain` and untyped bodies (which are searched when they turn out to be JSON).
+   */
+  appliesToBody(contentType: string): boolean {
+    return JSON_TYPE.test(contentType) || FORM_TYPE.test(contentType) || UNTYPED_TYPE.test(contentType);
+  }
+
+  /** The body with its secret fields replaced, or the same buffer when it holds none (or is of a type not searched). */
+  body(contentType: string, body: Buffer): Buffer {
+    if (FORM_TYPE.test(contentType)) {
+      // A form's fields are secret when named as query parameters or as JSON fields.
+      const text = body.toString('latin1');
+      const redacted = this.#pairs(text, 0, text.length, this.#formFields);
+      return redacted === text ? body : Buffer.from(redacted, 'latin1');
     }
-    return result;
+    if (JSON_TYPE.test(contentType) || (UNTYPED_TYPE.test(contentType) && startsLikeJson(body))) return this.jsonBody(body);
+    return body;
+  }
+
+  /** The body with the values of secret JSON fields replaced, every other byte kept; the same buffer when it holds none. */
+  jsonBody(body: Buffer): Buffer {
+    return this.#json.redact(body);
   }
 }
