@@ -62,12 +62,14 @@ export async function deadPort(): Promise<number> {
   return port;
 }
 
-// Listens with an accept queue of one and then blocks its own event loop: nothing ever accepts.
+// Listens with an accept queue of one and then blocks its own event loop, so nothing ever
+// accepts; it ends itself after a minute should the test process die without killing it.
 const NEVER_ACCEPTING_LISTENER = `
 const server = require('node:net').createServer();
 server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
   process.stdout.write(server.address().port + '\\n');
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);
+  process.exit(0);
 });`;
 
 export interface UnansweredPort {
