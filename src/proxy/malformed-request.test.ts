@@ -36,6 +36,20 @@ describe('requests the HTTP parser refuses', () => {
     expect(summaries).toEqual([expect.objectContaining({ httpStatus: 431, failureReason: 'malformed-request' })]);
   });
 
+  it('answers request headers that stall with 408 and records it as a malformed request', async () => {
+    // The README names no key bounding how long request headers may take; the gateway's
+    // timeouts are the only bounds it has on a silent client, so they are set short here.
+    const gateway = await startGateway({ timeouts: { idleMs: 500, responseHeadersMs: 500 } });
+    const answer = await rawExchange(gateway.url, 'GET /api/hello HTTP/1.1\r\nHost: x\r\nX-Unfinished: ');
+    expect(answer).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
+    const id = /X-Correlation-ID: ([0-9a-f]{24})/.exec(answer)?.[1];
+
+    await gateway.stop();
+    const transaction = byTransaction(await fixture.workspace.logLines()).get(id!)!;
+    expect(transaction.summary).toMatchObject({ status: 'failure', httpStatus: 408, failureReason: 'malformed-request', serviceContexts: [] });
+    expect(transaction.legs).toHaveLength(1);
+  });
+
   it('keeps serving well-formed requests on other connections', async () => {
     const gateway = await startGateway();
     await rawExchange(gateway.url, 'GARBAGE\r\n\r\n');

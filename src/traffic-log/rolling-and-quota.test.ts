@@ -235,8 +235,16 @@ describe('disk quota', () => {
     const gw = await start({ trafficLog: { maxDiskSpaceMb: 0.005, diskCheckIntervalSec: 1 } });
     const ids = await sendRequests(gw, 10, 5);
     await eventually(async () => ((await exists(fixture.workspace.path('logs/test_gw_traffic_2020-01-01-1.log'))) ? undefined : true), 5_000, 'the old file to go');
-    // Two more checks with the current file alone over the quota.
-    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    await eventually(async () => (byTransaction(await currentLines()).size === ids.length ? true : undefined), 5_000, 'the log lines');
+    expect(await treeBytes(join(fixture.workspace.logDir, CURRENT))).toBeGreaterThan(0.005 * MB);
+    // Two more checks with the current file alone over the quota once they have deleted an old
+    // file put there for each: their deleting it shows they ran.
+    for (const day of ['2020-01-02', '2020-01-03']) {
+      const path = `logs/test_gw_traffic_${day}-1.log`;
+      await createOld({ path, time: Date.parse(`${day}T00:00:00Z`) });
+      await eventually(async () => ((await exists(fixture.workspace.path(path))) ? undefined : true), 5_000, `the check deleting ${path}`);
+      expect(await exists(fixture.workspace.path('logs', CURRENT))).toBe(true);
+    }
     expect(await gw.stop()).toBe(0);
 
     expect(await readdir(fixture.workspace.logDir)).toEqual([CURRENT]);

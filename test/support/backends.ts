@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { serverUrl, startDemoBackend } from '../../src/demo/backend.js';
 import type { Workspace } from './gateway-process.js';
 
@@ -58,6 +60,49 @@ export async function deadPort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+// Listens with an accept queue of one and then blocks its own event loop, so nothing ever
+// accepts; it ends itself after a minute should the test process die without killing it.
+const NEVER_ACCEPTING_LISTENER = `
+const server = require('node:net').createServer();
+server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  process.stdout.write(server.address().port + '\\n');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);
+  process.exit(0);
+});`;
+
+export interface UnansweredPort {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback port where a new connection is never established, as with a host that drops
+ * packets: its listener never accepts and its accept queue is already full, so the kernel drops
+ * every further SYN. (Unroutable addresses such as 10.255.255.1 do not do this everywhere: some
+ * networks answer for them.)
+ */
+export async function unansweredPort(): Promise<UnansweredPort> {
+  const child = spawn(process.execPath, ['-e', NEVER_ACCEPTING_LISTENER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
+  const port = Number.parseInt(chunk.toString(), 10);
+  // Linux queues backlog + 1 established connections before it drops SYNs.
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 2; i++) {
+    const filler = connect(port, '127.0.0.1');
+    fillers.push(filler);
+    await once(filler, 'connect');
+  }
+  return {
+    port,
+    async close() {
+      for (const filler of fillers) filler.destroy();
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 /** A minimal valid config writing into the workspace, with one API `/api/` in front of `target`. */
