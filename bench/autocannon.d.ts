@@ -17,6 +17,7 @@ declare module 'autocannon' {
     non2xx: number;
     /** Milliseconds. */
     latency: { p50: number; p99: number };
+    /** total: responses received, whatever their status. */
     requests: { total: number };
   }
 

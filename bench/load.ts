@@ -15,6 +15,8 @@ const POST_BODY = `{"data":"${'x'.repeat(POST_BODY_BYTES - '{"data":""}'.length)
 const POST_CONTENT_TYPE = 'application/json';
 
 export interface LoadResult {
+  /** Requests answered (any status); requests still in flight when the run ends are not counted. */
+  requests: number;
   requestsPerSec: number;
   p50Ms: number;
   p99Ms: number;
@@ -42,11 +44,13 @@ function wrkLatencyMs(output: string, percentile: string): number {
 
 function parseWrkOutput(output: string): LoadResult {
   const rate = /^Requests\/sec:\s+([\d.]+)/m.exec(output)?.[1];
-  if (rate === undefined) throw new Error(`no Requests/sec in wrk output:\n${output}`);
+  const requests = /^\s*(\d+) requests in /m.exec(output)?.[1];
+  if (rate === undefined || requests === undefined) throw new Error(`no request count or Requests/sec in wrk output:\n${output}`);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(output)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   const socketErrors = socket === null ? 0 : socket.slice(1).reduce((sum, count) => sum + Number(count), 0);
   return {
+    requests: Number(requests),
     requestsPerSec: Number(rate),
     p50Ms: wrkLatencyMs(output, '50'),
     p99Ms: wrkLatencyMs(output, '99'),
@@ -85,6 +89,7 @@ function createAutocannon(): LoadTool {
         ...(scenario === 'post' ? { method: 'POST', body: POST_BODY, headers: { 'content-type': POST_CONTENT_TYPE } } : {}),
       });
       return {
+        requests: result.requests.total,
         requestsPerSec: result.requests.total / result.duration,
         p50Ms: result.latency.p50,
         p99Ms: result.latency.p99,

@@ -20,6 +20,8 @@ export interface ServerSpec {
 
 export interface RunningServer {
   url: string;
+  /** The server's process group (its pid: it leads the group), which holds any processes it forks. */
+  processGroup: number;
   alive(): boolean;
   stop(): Promise<void>;
 }
@@ -160,5 +162,6 @@ export async function startServer(spec: ServerSpec): Promise<RunningServer> {
     if (!ready) await new Promise((resolve) => setTimeout(resolve, 50));
   }
 
-  return { url: `http://127.0.0.1:${spec.port}`, alive: () => !hasExited(child), stop };
+  // Ready means spawned, so the pid is known.
+  return { url: `http://127.0.0.1:${spec.port}`, processGroup: child.pid!, alive: () => !hasExited(child), stop };
 }

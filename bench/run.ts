@@ -3,11 +3,14 @@ import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { arch, availableParallelism, cpus, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLoadTool, type LoadResult, type LoadTool } from './load.js';
+import { backlogAtEnd } from './backlog.js';
+import { CPU_SAMPLING_AVAILABLE, groupCpuSeconds, microsPerRequest } from './cpu.js';
+import { createLoadTool, type LoadTool } from './load.js';
 import { setUpPinning } from './pinning.js';
-import { findExecutable, freePort, killAllChildren, startServer } from './processes.js';
-import { formatReport, type Row } from './report.js';
-import { benchTargets, type Target } from './targets.js';
+import { findExecutable, freePort, killAllChildren, startServer, type RunningServer } from './processes.js';
+import { formatReport, formatRound } from './report.js';
+import type { RoundResult, Row } from './summary.js';
+import { benchTargets, parseOnly, selectTargets, type Target } from './targets.js';
 import { assertTollgateBuilt, demoBackendArgv } from './tollgate.js';
 
 const WARMUP_SECONDS = 3;
@@ -25,28 +28,44 @@ function nginxVersion(binary: string): string {
   return /nginx\/\S+/.exec(spawnSync(binary, ['-v'], { encoding: 'utf8' }).stderr)?.[0] ?? 'unknown version';
 }
 
-function formatResult(result: LoadResult): string {
-  const failures = result.failures > 0 ? `  ${result.failures} FAILED requests` : '';
-  return `${result.requestsPerSec.toFixed(0).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${failures}`;
-}
-
-/** One server process, one warm-up, one measured run; the server is gone when this returns. */
-async function measure(target: Target, tool: LoadTool, seconds: number, dir: string): Promise<{ result: LoadResult; note?: string }> {
+/**
+ * One server process, one warm-up, one measured run; the server is gone when this returns. CPU is
+ * sampled right before and after the measured run, the traffic log counted right after it.
+ */
+async function measure(
+  target: Target,
+  tool: LoadTool,
+  seconds: number,
+  dir: string,
+  backend: RunningServer,
+): Promise<{ round: RoundResult; note?: string }> {
   const server = await target.start(dir);
-  let result: LoadResult;
+  // The row that is the back end itself has no back end of its own.
+  const groups = server.processGroup === backend.processGroup ? [server.processGroup] : [server.processGroup, backend.processGroup];
+  let round: RoundResult;
   try {
-    await tool.run(server.url, target.scenario, WARMUP_SECONDS);
-    result = await tool.run(server.url, target.scenario, seconds);
+    const warmUp = await tool.run(server.url, target.scenario, WARMUP_SECONDS);
+    const before = groupCpuSeconds(groups);
+    const load = await tool.run(server.url, target.scenario, seconds);
+    const after = groupCpuSeconds(groups);
+    const logged = await target.countLogged?.(dir);
     if (!server.alive()) throw new Error('the server exited during the run');
+    round = {
+      load,
+      serverCpuUs: microsPerRequest(before?.[0], after?.[0], load.requests),
+      backendCpuUs: microsPerRequest(before?.[1], after?.[1], load.requests),
+      backlog: logged === undefined ? undefined : backlogAtEnd(warmUp.requests + load.requests, logged, load.requestsPerSec),
+    };
   } finally {
     await server.stop();
   }
-  return target.describeOutput === undefined ? { result } : { result, note: await target.describeOutput(dir) };
+  return target.describeOutput === undefined ? { round } : { round, note: await target.describeOutput(dir) };
 }
 
 async function main(): Promise<void> {
   const seconds = positiveIntFromEnv('BENCH_DURATION', 10);
   const rounds = positiveIntFromEnv('BENCH_ROUNDS', 3);
+  const only = parseOnly(process.env.BENCH_ONLY);
   await assertTollgateBuilt();
 
   const scratch = await mkdtemp(join(tmpdir(), 'tollgate-bench-'));
@@ -61,13 +80,6 @@ async function main(): Promise<void> {
   const pinning = setUpPinning(cores);
   const tool = await createLoadTool(process.env.BENCH_TOOL || undefined, scratch);
   const nginxBinary = findExecutable('nginx');
-  console.log('Tollgate benchmark');
-  console.log(`  machine: ${cores} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${platform()} ${arch()}, Node ${process.version}`);
-  console.log(`  load:    ${tool.description}; ${WARMUP_SECONDS} s warm-up + ${seconds} s measured per run, ${rounds} round(s) interleaved across targets`);
-  console.log(`  pinning: ${pinning.description}`);
-  console.log(`  nginx:   ${nginxBinary === undefined ? 'not installed, row skipped' : `${nginxBinary} (${nginxVersion(nginxBinary)})`}`);
-  console.log('');
-
   const backendPort = await freePort();
   const backend = await startServer({
     name: 'demo back end',
@@ -75,7 +87,17 @@ async function main(): Promise<void> {
     port: backendPort,
     readyText: `demo back end listening on http://127.0.0.1:${backendPort}`,
   });
-  const rows: Row[] = benchTargets({ backend, backendPort, pinning, nginxBinary }).map((target) => ({ target, rounds: [] }));
+  const targets = selectTargets(benchTargets({ backend, backendPort, pinning, nginxBinary }), only);
+  const rows: Row[] = targets.map((target) => ({ target, rounds: [] }));
+
+  console.log('Tollgate benchmark');
+  console.log(`  machine: ${cores} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${platform()} ${arch()}, Node ${process.version}`);
+  console.log(`  load:    ${tool.description}; ${WARMUP_SECONDS} s warm-up + ${seconds} s measured per run, ${rounds} round(s) interleaved across targets`);
+  console.log(`  pinning: ${pinning.description}`);
+  console.log(`  nginx:   ${nginxBinary === undefined ? 'not installed, row skipped' : `${nginxBinary} (${nginxVersion(nginxBinary)})`}`);
+  console.log(`  rows:    ${only === undefined ? 'all' : `${targets.map((target) => target.id).join(', ')} (BENCH_ONLY and the baselines of its rows)`}`);
+  console.log('');
+
   const nameWidth = Math.max(...rows.map((row) => row.target.name.length));
 
   for (let round = 1; round <= rounds; round++) {
@@ -85,9 +107,9 @@ async function main(): Promise<void> {
       await mkdir(dir);
       const prefix = `round ${round}/${rounds}  ${row.target.name.padEnd(nameWidth)}`;
       try {
-        const { result, note } = await measure(row.target, tool, seconds, dir);
+        const { round: result, note } = await measure(row.target, tool, seconds, dir, backend);
         row.rounds.push(result);
-        console.log(`${prefix}  ${formatResult(result)}${note === undefined ? '' : `  (${note})`}`);
+        console.log(`${prefix}  ${formatRound(result)}${note === undefined ? '' : `  (${note})`}`);
       } catch (error) {
         row.error = (error as Error).message;
         console.log(`${prefix}  FAILED: ${row.error}`);
@@ -100,7 +122,7 @@ async function main(): Promise<void> {
   await backend.stop();
 
   console.log('');
-  console.log(formatReport(rows));
+  console.log(formatReport(rows, rounds, CPU_SAMPLING_AVAILABLE));
 }
 
 main().catch((error: unknown) => {

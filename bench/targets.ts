@@ -4,24 +4,33 @@ import type { Scenario } from './load.js';
 import { NGINX_ACCESS_LOG, nginxCommand } from './nginx.js';
 import type { Pinning } from './pinning.js';
 import { freePort, startServer, type RunningServer } from './processes.js';
-import { gatewayArgv, PAYLOAD_DIR, TRAFFIC_LOG_DIR } from './tollgate.js';
+import { countAnsweredInLog, gatewayArgv, PAYLOAD_DIR, TRAFFIC_LOG_DIR, type PayloadLayout } from './tollgate.js';
 
-export type TargetId =
-  | 'backend'
-  | 'bare-get'
-  | 'peer'
-  | 'tollgate-off'
-  | 'tollgate-on'
-  | 'nginx'
-  | 'bare-post'
-  | 'tollgate-payloads';
+/** Every row id, in the order the rows are run and printed. */
+export const TARGET_IDS = [
+  'backend',
+  'bare-get',
+  'peer',
+  'tollgate-off',
+  'tollgate-on',
+  'nginx',
+  'bare-post',
+  'tollgate-payloads',
+  'tollgate-packed',
+] as const;
+
+export type TargetId = (typeof TARGET_IDS)[number];
 
 export interface Target {
   id: TargetId;
   name: string;
   scenario: Scenario;
+  /** The row this one's goals are measured against; it always runs when this one does. */
+  baseline?: TargetId;
   /** Starts the server under test, keeping any files it writes in `dir`. */
   start(dir: string): Promise<RunningServer>;
+  /** Answered transactions in the server's traffic log so far, for rows that write one. */
+  countLogged?(dir: string): Promise<number>;
   /** A sanity line about what the server wrote to `dir`, read after it stopped. */
   describeOutput?(dir: string): Promise<string>;
 }
@@ -48,18 +57,22 @@ function benchScript(name: string, script: string, setup: TargetSetup): (dir: st
   };
 }
 
-function tollgate(mode: 'log off' | 'log on' | 'payloads on', setup: TargetSetup): (dir: string) => Promise<RunningServer> {
+type TollgateMode = 'log off' | 'log on' | 'payloads on' | 'payloads packed';
+
+function tollgate(mode: TollgateMode, setup: TargetSetup): (dir: string) => Promise<RunningServer> {
   // Every mode sets both variables, so overrides in the caller's environment cannot leak in.
-  const env: Record<typeof mode, NodeJS.ProcessEnv> = {
+  const env: Record<TollgateMode, NodeJS.ProcessEnv> = {
     'log off': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'none', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
     'log on': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
     'payloads on': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'true' },
+    'payloads packed': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'true' },
   };
+  const layout: PayloadLayout | undefined = mode === 'payloads packed' ? 'packed' : undefined;
   return async (dir) => {
     const port = await freePort();
     return startServer({
       name: `Tollgate (${mode})`,
-      argv: setup.pinning.server(await gatewayArgv(dir, port, setup.backend.url)),
+      argv: setup.pinning.server(await gatewayArgv(dir, port, setup.backend.url, layout)),
       port,
       env: env[mode],
       // Matches "tollgate: listening on ..." as well as "tollgate listening on ...".
@@ -74,8 +87,13 @@ async function describeTrafficLog(dir: string): Promise<string> {
   return `traffic log incl. warm-up: ${log.lines} lines, ${(log.bytes / MB).toFixed(1)} MB in ${log.files} file(s)${warning}`;
 }
 
+async function describePayloadRun(dir: string): Promise<string> {
+  return `${await describeTrafficLog(dir)}; payload files: ${await countFiles(join(dir, PAYLOAD_DIR))}`;
+}
+
 /** The rows of the benchmark, in the order they are run and printed. */
 export function benchTargets(setup: TargetSetup): Target[] {
+  const bareProxy = benchScript('bare proxy', 'bench/bare-proxy.ts', setup);
   const targets: Target[] = [
     {
       id: 'backend',
@@ -83,10 +101,18 @@ export function benchTargets(setup: TargetSetup): Target[] {
       scenario: 'get',
       start: async () => ({ ...setup.backend, stop: async () => {} }),
     },
-    { id: 'bare-get', name: 'bare undici proxy', scenario: 'get', start: benchScript('bare proxy', 'bench/bare-proxy.ts', setup) },
+    { id: 'bare-get', name: 'bare undici proxy', scenario: 'get', start: bareProxy },
     { id: 'peer', name: 'Node peer (fastify + reply-from)', scenario: 'get', start: benchScript('node peer', 'bench/node-peer.ts', setup) },
-    { id: 'tollgate-off', name: 'Tollgate, log off', scenario: 'get', start: tollgate('log off', setup) },
-    { id: 'tollgate-on', name: 'Tollgate, log on', scenario: 'get', start: tollgate('log on', setup), describeOutput: describeTrafficLog },
+    { id: 'tollgate-off', name: 'Tollgate, log off', scenario: 'get', baseline: 'bare-get', start: tollgate('log off', setup) },
+    {
+      id: 'tollgate-on',
+      name: 'Tollgate, log on',
+      scenario: 'get',
+      baseline: 'bare-get',
+      start: tollgate('log on', setup),
+      countLogged: countAnsweredInLog,
+      describeOutput: describeTrafficLog,
+    },
   ];
   const nginxBinary = setup.nginxBinary;
   if (nginxBinary !== undefined) {
@@ -102,14 +128,42 @@ export function benchTargets(setup: TargetSetup): Target[] {
     });
   }
   targets.push(
-    { id: 'bare-post', name: 'bare undici proxy, 1 KB POST', scenario: 'post', start: benchScript('bare proxy', 'bench/bare-proxy.ts', setup) },
+    { id: 'bare-post', name: 'bare undici proxy, 1 KB POST', scenario: 'post', start: bareProxy },
     {
       id: 'tollgate-payloads',
       name: 'Tollgate, payloads on, 1 KB POST',
       scenario: 'post',
+      baseline: 'bare-post',
       start: tollgate('payloads on', setup),
-      describeOutput: async (dir) => `${await describeTrafficLog(dir)}; payload files: ${await countFiles(join(dir, PAYLOAD_DIR))}`,
+      countLogged: countAnsweredInLog,
+      describeOutput: describePayloadRun,
+    },
+    {
+      id: 'tollgate-packed',
+      name: 'Tollgate, payloads packed, 1 KB POST',
+      scenario: 'post',
+      baseline: 'bare-post',
+      start: tollgate('payloads packed', setup),
+      countLogged: countAnsweredInLog,
+      describeOutput: describePayloadRun,
     },
   );
   return targets;
+}
+
+/** The row ids in BENCH_ONLY (comma-separated); undefined when it is unset or empty (all rows). */
+export function parseOnly(text: string | undefined): TargetId[] | undefined {
+  const ids = (text ?? '').split(',').map((id) => id.trim()).filter((id) => id !== '');
+  if (ids.length === 0) return undefined;
+  const unknown = ids.filter((id) => !(TARGET_IDS as readonly string[]).includes(id));
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY: unknown row id(s) ${unknown.join(', ')}; the ids are ${TARGET_IDS.join(', ')}`);
+  return ids as TargetId[];
+}
+
+/** The targets with the given ids plus the baselines they are measured against, in run order. */
+export function selectTargets(targets: Target[], ids: TargetId[] | undefined): Target[] {
+  if (ids === undefined) return targets;
+  const selected = new Set(ids);
+  for (const target of targets) if (selected.has(target.id) && target.baseline !== undefined) selected.add(target.baseline);
+  return targets.filter((target) => selected.has(target.id));
 }

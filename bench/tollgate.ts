@@ -1,6 +1,7 @@
 import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { countMarkers } from './files.js';
 
 const TOLLGATE_BIN = 'bin/tollgate';
 export const TRAFFIC_LOG_DIR = 'logs';
@@ -18,18 +19,39 @@ export function demoBackendArgv(port: number): string[] {
   return [process.execPath, TOLLGATE_BIN, 'demo-backend', '--port', String(port), '--host', '127.0.0.1'];
 }
 
+/** How payload files are laid out; 'packed' appends bodies to size-rolled files. Unset: the gateway's default. */
+export type PayloadLayout = 'packed';
+
 /** Writes a gateway config into `dir`, with the traffic log and payloads under it, and returns Tollgate's argv. */
-export async function gatewayArgv(dir: string, port: number, backendUrl: string): Promise<string[]> {
+export async function gatewayArgv(dir: string, port: number, backendUrl: string, payloadLayout?: PayloadLayout): Promise<string[]> {
   const config = {
     gateway: { host: '127.0.0.1', port, group: 'bench', instance: 'bench-1' },
     apis: [{ id: 'demo', name: 'Demo', listenPath: '/', target: backendUrl, stripListenPath: false }],
     trafficLog: {
       output: 'file',
       directory: join(dir, TRAFFIC_LOG_DIR),
-      payloads: { enabled: false, directory: join(dir, PAYLOAD_DIR) },
+      // Far above what a run writes: the quota must not delete log files the backlog count reads.
+      maxDiskSpaceMb: 1_000_000,
+      payloads: {
+        enabled: false,
+        directory: join(dir, PAYLOAD_DIR),
+        ...(payloadLayout === undefined ? {} : { layout: payloadLayout }),
+      },
     },
   };
   const configPath = join(dir, 'tollgate.yaml');
   await writeFile(configPath, stringify(config));
   return [process.execPath, TOLLGATE_BIN, 'gateway', '--config', configPath];
+}
+
+/**
+ * Answered transactions in the traffic log under `dir` so far: summary lines, less those whose client
+ * went away before its answer (the requests in flight when a load run stops, which no tool counts).
+ */
+export async function countAnsweredInLog(dir: string): Promise<number> {
+  const [summaries, abandoned] = await countMarkers(join(dir, TRAFFIC_LOG_DIR), '.log', [
+    '"transactionSummary":',
+    '"failureReason":"client-aborted-',
+  ]);
+  return summaries! - abandoned!;
 }
