@@ -44,7 +44,12 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
     await stopGateway();
 
     const lines = gw.stdoutLines();
-    expect(lines.map((line) => line.correlationId)).toEqual([id, id, id, id]);
+    expect(lines.filter((line) => line.trace === undefined).map((line) => line.correlationId)).toEqual([id, id, id, id]);
+    expect(lines.filter((line) => line.trace !== undefined).map((line) => line.trace?.data)).toEqual([
+      expect.stringMatching(/^gateway gw started/),
+      expect.stringMatching(/^gateway gw stopping/),
+      'gateway gw stopped',
+    ]);
     const transaction = byTransaction(lines).get(id)!;
     expect(transaction.summary).toMatchObject({ path: '/api/echo', method: 'POST', httpStatus: 200, status: 'success', apiId: 'api' });
     expect(transaction.legs.map((leg) => leg.leg)).toEqual([0, 1]);

@@ -25,7 +25,7 @@ describe('parseConfig', () => {
     expect(config.gateway).toMatchObject({ host: '127.0.0.1', port: 8080, group: 'group-1', instance: 'instance-1', workers: 1, keepAliveTimeoutMs: 65_000 });
     expect(config.gateway.maxConnections).toBeUndefined();
     expect(config.trafficLog).toMatchObject({ output: 'file', directory: 'logs', maxFileSizeMb: 20, maxDiskSpaceMb: 1024, diskCheckIntervalSec: 600 });
-    expect(config.trafficLog.payloads).toEqual({ enabled: false, directory: 'logs/payloads' });
+    expect(config.trafficLog.payloads).toEqual({ enabled: false, directory: 'logs/payloads', layout: 'files', maxFileSizeMb: 64, maxWriteDelayMs: 500 });
     expect(config.analytics).toMatchObject({ enabled: true, maxPayloadBytes: 1_048_576, ignoredIps: [] });
   });
 });

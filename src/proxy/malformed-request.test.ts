@@ -36,12 +36,14 @@ describe('requests the HTTP parser refuses', () => {
     expect(summaries).toEqual([expect.objectContaining({ httpStatus: 431, failureReason: 'malformed-request' })]);
   });
 
-  it('answers request headers that stall with 408 and records it as a malformed request', async () => {
-    // The README names no key bounding how long request headers may take; the gateway's
-    // timeouts are the only bounds it has on a silent client, so they are set short here.
-    const gateway = await startGateway({ timeouts: { idleMs: 500, responseHeadersMs: 500 } });
+  it('answers request headers that stall past requestHeadersTimeoutMs with 408 and records it as a malformed request', async () => {
+    const gateway = await startGateway({ requestHeadersTimeoutMs: 500 });
+    const started = performance.now();
     const answer = await rawExchange(gateway.url, 'GET /api/hello HTTP/1.1\r\nHost: x\r\nX-Unfinished: ');
+    const elapsed = performance.now() - started;
     expect(answer).toMatch(/^HTTP\/1.1 408 Request Timeout\r\n/);
+    expect(elapsed).toBeGreaterThanOrEqual(450);
+    expect(elapsed).toBeLessThan(2_500);
     const id = /X-Correlation-ID: ([0-9a-f]{24})/.exec(answer)?.[1];
 
     await gateway.stop();

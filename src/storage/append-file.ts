@@ -68,7 +68,8 @@ export class AppendFile {
   /** Appends refused because too much was waiting for the disk. */
   refused = 0;
   readonly #naming: FileNaming | null;
-  readonly #maxBytes: number;
+  /** A file is rolled before an append would take it past this size. */
+  readonly maxBytes: number;
   #fd = -1;
   #path = '';
   #inode = 0;
@@ -87,12 +88,12 @@ export class AppendFile {
     const { target } = options;
     if ('fd' in target) {
       this.#naming = null;
-      this.#maxBytes = Number.POSITIVE_INFINITY;
+      this.maxBytes = Number.POSITIVE_INFINITY;
       this.#fd = target.fd;
       this.#path = target.name;
     } else {
       this.#naming = target.naming;
-      this.#maxBytes = target.maxBytes;
+      this.maxBytes = target.maxBytes;
       this.#open();
     }
   }
@@ -100,6 +101,11 @@ export class AppendFile {
   /** The file written now. */
   get path(): string {
     return this.#path;
+  }
+
+  /** Bytes the current file takes before it is rolled. */
+  get room(): number {
+    return this.maxBytes - this.#size;
   }
 
   /**
@@ -173,7 +179,7 @@ export class AppendFile {
         this.#reopen();
       }
     }
-    if (this.#fd >= 0 && this.#size > 0 && this.#size + bytes > this.#maxBytes) this.#roll();
+    if (this.#fd >= 0 && this.#size > 0 && this.#size + bytes > this.maxBytes) this.#roll();
   }
 
   #writeNow(data: Uint8Array): number {

@@ -32,10 +32,40 @@ export class TrafficLog implements RecordConsumer, TraceSink {
   write(records: readonly TransactionRecord[]): void {
     const lines = this.#lines;
     lines.reset();
-    for (const record of records) this.formatter.format(record, lines);
-    if (this.file.append(lines.view())) return;
-    this.dropped += records.length;
-    this.onDrop(new Error(`over ${MAX_PENDING_BYTES / MB} MiB of lines wait for the disk: ${records.length} transaction(s) dropped (${this.dropped} so far)`));
+    // The batch is cut where the file rolls, so a roll falls between transactions and each file
+    // ends close to its size limit.
+    const cuts: [end: number, records: number][] = [];
+    let room = this.file.room;
+    let chunkStart = 0;
+    let chunkEnd = 0;
+    let chunkRecords = 0;
+    for (const record of records) {
+      this.formatter.format(record, lines);
+      if (lines.length - chunkStart > room) {
+        if (chunkRecords > 0) {
+          cuts.push([chunkEnd, chunkRecords]);
+          chunkStart = chunkEnd;
+          chunkRecords = 0;
+        }
+        // The file rolls before the lines from `chunkStart` on: they start a fresh one.
+        room = this.file.maxBytes;
+      }
+      chunkEnd = lines.length;
+      chunkRecords++;
+    }
+    const view = lines.view();
+    let from = 0;
+    for (const [cut, count] of cuts) {
+      this.#append(view.subarray(from, cut), count);
+      from = cut;
+    }
+    this.#append(from === 0 ? view : view.subarray(from), chunkRecords);
+  }
+
+  #append(lines: Buffer, transactions: number): void {
+    if (this.file.append(lines)) return;
+    this.dropped += transactions;
+    this.onDrop(new Error(`over ${MAX_PENDING_BYTES / MB} MiB of lines wait for the disk: ${transactions} transaction(s) dropped (${this.dropped} so far)`));
   }
 
   /** Written after the current turn: a message about the log's own failure must not re-enter its write. */
