@@ -58,7 +58,7 @@ describe('the open traffic event log schema', () => {
 
     const badStatus = lineOf(lines, 'transactionElement');
     badStatus.transactionElement!.finalStatus = 'Ok';
-    expect(problemsOf(badStatus)).toEqual(['mutated line 1: /transactionElement/finalStatus must be one of "Pass", "Fail", "Error", found "Ok"']);
+    expect(problemsOf(badStatus)).toEqual(['mutated line 1: /transactionElement/finalStatus must be one of "Pass", "Fail", "Error", null, found "Ok"']);
 
     const extraField = lineOf(lines, 'transactionSummary');
     extraField.transactionSummary!.colour = 'blue';
