@@ -41,7 +41,7 @@ function median(values: number[]): number {
 
 /** The median of the values every round has, else undefined. */
 function medianOfAll(values: (number | undefined)[]): number | undefined {
-  return values.every((value) => value !== undefined) ? median(values as number[]) : undefined;
+  return values.every((value) => value !== undefined) ? median(values) : undefined;
 }
 
 /** Undefined for a row that was not measured in every round: a row that broke off is not quoted. */

@@ -67,7 +67,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#target.pool.dispatch(
       {
         path: this.#leg.uri,
-        method: this.transaction.method as Dispatcher.HttpMethod,
+        method: this.transaction.method,
         headers: this.options.upstreamHeaders,
         // undici takes any async iterable as a body; its types list only streams.
         body: this.options.body === null ? null : (this.#observedBody(this.options.body) as unknown as Readable),

@@ -127,7 +127,7 @@ export class DiskQuota {
     if (item === undefined) this.#items.set(path, { bytes, age: minute ?? Date.now(), finished: false, minute });
     else item.bytes += bytes;
     this.#total += bytes;
-    if (this.#total > this.options.maxBytes) this.enforce();
+    if (this.#total > this.options.maxBytes) void this.enforce();
   }
 
   /** Deletes the oldest deletable items until the total is under the quota; concurrent calls share one run. */
