@@ -58,7 +58,8 @@ export class PackedPayloadStore implements PayloadStore {
     this.#waiting = [];
     const chunks: Buffer[] = [];
     for (const { bodies } of waiting) for (const body of bodies) if (body.data !== null) chunks.push(body.data);
-    const accepted = this.#file.append(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), (landing) => this.#landed(waiting, landing));
+    const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    const accepted = this.#file.append(data, { landed: (landing) => this.#landed(waiting, landing) });
     if (!accepted) this.#landed(waiting, null, 'queue-full');
   };
 

@@ -45,13 +45,26 @@ export interface AppendFileOptions {
   events: AppendFileEvents;
 }
 
+export interface AppendOptions {
+  /** Offsets in the data where a roll may fall (after each whole record), ascending. Without them, the data never spans two files. */
+  cuts?: readonly number[];
+  /** Learns where the data is once it is all in the file, or null if it was lost. Only for data that is not cut. */
+  landed?: (landing: Landing | null) => void;
+}
+
 interface Pending {
   data: Buffer;
   /** Bytes of `data` already in the file. */
   done: number;
   /** Where `data` begins in the file, or -1 before its first byte is written. */
   offset: number;
-  landed: ((landing: Landing | null) => void) | undefined;
+  options: AppendOptions | undefined;
+}
+
+/** The next piece of a write: the bytes up to `end` go into the current file, which rolls after them when `roll`. */
+interface Piece {
+  end: number;
+  roll: boolean;
 }
 
 /**
@@ -62,14 +75,14 @@ interface Pending {
  * stalls moves writing to the thread pool (one write in flight) for a while; a failing disk keeps
  * bytes in memory up to `maxPendingBytes` and retries. A file that cannot be opened is retried;
  * one deleted or moved away is noticed within 100 ms and opened anew; `reopen()` does that on
- * request (SIGHUP from a log rotator).
+ * request (SIGHUP from a log rotator). Files roll at `maxBytes`, at a cut the writer allows.
  */
 export class AppendFile {
   /** Appends refused because too much was waiting for the disk. */
   refused = 0;
-  readonly #naming: FileNaming | null;
   /** A file is rolled before an append would take it past this size. */
   readonly maxBytes: number;
+  readonly #naming: FileNaming | null;
   #fd = -1;
   #path = '';
   #inode = 0;
@@ -103,36 +116,33 @@ export class AppendFile {
     return this.#path;
   }
 
-  /** Bytes the current file takes before it is rolled. */
-  get room(): number {
-    return this.maxBytes - this.#size;
-  }
-
   /**
-   * Appends `data` whole, after everything appended before. Returns false when it was refused
-   * (too much waits for the disk); otherwise `landed` learns where the bytes are once they are
-   * in the file, or null if they were lost. `data` may be reused as soon as this returns.
+   * Appends `data` after everything appended before. Returns false when it was refused (too much
+   * waits for the disk). `data` may be reused as soon as this returns.
    */
-  append(data: Uint8Array, landed?: (landing: Landing | null) => void): boolean {
-    if (this.#pending.length === 0 && !this.#closed && performance.now() >= this.#asyncUntil) {
-      this.#prepareFor(data.length);
-      if (this.#fd >= 0) {
-        const offset = this.#size;
-        const written = this.#writeNow(data);
-        if (written === data.length) {
-          landed?.({ path: this.#path, offset });
-          return true;
-        }
-        this.#queue(data, landed, written > 0 ? offset : -1, written);
-        return true;
+  append(data: Uint8Array, options?: AppendOptions): boolean {
+    if (this.#pending.length > 0 || this.#closed || this.#fd < 0 || performance.now() < this.#asyncUntil) return this.#queue(data, 0, -1, options);
+    this.#checkPath();
+    let from = 0;
+    let offset = -1;
+    while (from < data.length && this.#fd >= 0) {
+      const piece = this.#piece(data.length, from, options?.cuts);
+      if (piece.end > from) {
+        if (offset < 0) offset = this.#size;
+        const written = this.#writeNow(data.subarray(from, piece.end));
+        from += written;
+        if (from < piece.end) break;
+      }
+      if (piece.roll) {
+        this.#roll();
+        offset = -1;
       }
     }
-    if (this.#closed || this.#pendingBytes + data.length > this.options.maxPendingBytes) {
-      this.refused++;
-      return false;
+    if (from === data.length) {
+      options?.landed?.({ path: this.#path, offset });
+      return true;
     }
-    this.#queue(data, landed, -1, 0);
-    return true;
+    return this.#queue(data, from, offset, options);
   }
 
   /** Opens the file anew (a log rotator moved it away): the same name, or the next one for files that keep their names. */
@@ -158,7 +168,7 @@ export class AppendFile {
       clearTimeout(timer);
       if (this.#pending.length > 0) {
         this.options.events.error(new Error(`${this.#pendingBytes} bytes for ${this.#path} could not be written within ${CLOSE_TIMEOUT_MS} ms; they are lost`));
-        for (const pending of this.#pending) pending.landed?.(null);
+        for (const pending of this.#pending) pending.options?.landed?.(null);
         this.#pending = [];
         this.#pendingBytes = 0;
       }
@@ -167,19 +177,36 @@ export class AppendFile {
     if (this.#naming !== null) this.#closeFile();
   }
 
-  /** Before bytes start at a chunk boundary: the file is still where it belongs, and has room for them. */
-  #prepareFor(bytes: number): void {
-    if (this.#naming === null) return;
-    const now = performance.now();
-    if (this.#fd >= 0 && now >= this.#nextPathCheck) {
-      this.#nextPathCheck = now + CHECK_PATH_MS;
-      const info = statSync(this.#path, { throwIfNoEntry: false });
-      if (info === undefined || info.ino !== this.#inode) {
-        this.options.events.info(`${this.#path} was deleted or moved away; writing to a new file`);
-        this.#reopen();
+  /**
+   * How much of the data from `from` goes into the current file: all of it when it fits; else
+   * up to the last cut that fits, and the file rolls. A record larger than a whole file gets a
+   * file of its own.
+   */
+  #piece(length: number, from: number, cuts: readonly number[] | undefined): Piece {
+    const fits = this.maxBytes - this.#size;
+    if (length - from <= fits) return { end: length, roll: false };
+    let end = from;
+    if (cuts !== undefined) {
+      for (const cut of cuts) {
+        if (cut - from > fits) break;
+        if (cut > from) end = cut;
       }
     }
-    if (this.#fd >= 0 && this.#size > 0 && this.#size + bytes > this.maxBytes) this.#roll();
+    if (end > from || this.#size > 0) return { end, roll: true };
+    const firstCut = cuts?.find((cut) => cut > from) ?? length;
+    return { end: firstCut, roll: firstCut < length };
+  }
+
+  /** Notices a file deleted or moved away under the gateway, and opens it anew. */
+  #checkPath(): void {
+    if (this.#naming === null || this.#fd < 0) return;
+    const now = performance.now();
+    if (now < this.#nextPathCheck) return;
+    this.#nextPathCheck = now + CHECK_PATH_MS;
+    const info = statSync(this.#path, { throwIfNoEntry: false });
+    if (info !== undefined && info.ino === this.#inode) return;
+    this.options.events.info(`${this.#path} was deleted or moved away; writing to a new file`);
+    this.#reopen();
   }
 
   #writeNow(data: Uint8Array): number {
@@ -205,11 +232,16 @@ export class AppendFile {
     this.options.events.written(this.#path, bytes);
   }
 
-  /** Keeps a copy of `data` until it is written; `done` bytes of it are in the file already. */
-  #queue(data: Uint8Array, landed: Pending['landed'], offset: number, done: number): void {
-    this.#pending.push({ data: Buffer.from(data), done, offset, landed });
+  /** Keeps a copy of `data` until it is written; `done` bytes of it are in the file already, from `offset`. */
+  #queue(data: Uint8Array, done: number, offset: number, options: AppendOptions | undefined): boolean {
+    if (done === 0 && (this.#closed || this.#pendingBytes + data.length > this.options.maxPendingBytes)) {
+      this.refused++;
+      return false;
+    }
+    this.#pending.push({ data: Buffer.from(data), done, offset, options });
     this.#pendingBytes += data.length;
     this.#drain();
+    return true;
   }
 
   #drain(): void {
@@ -220,14 +252,19 @@ export class AppendFile {
       return;
     }
     if (this.#fd < 0) this.#open();
-    if (this.#fd >= 0 && head.offset < 0) {
-      this.#prepareFor(head.data.length);
-      head.offset = this.#size;
-    }
     if (this.#fd < 0) return this.#retryLater(RETRY_MS);
+    this.#checkPath();
+    const { data } = head;
+    const piece = this.#piece(data.length, head.done, head.options?.cuts);
+    if (piece.end === head.done) {
+      this.#roll();
+      head.offset = -1;
+      return this.#drain();
+    }
+    if (head.offset < 0) head.offset = this.#size;
     this.#writing = true;
     const path = this.#path;
-    write(this.#fd, head.data, head.done, head.data.length - head.done, null, (error, written) => {
+    write(this.#fd, data, head.done, piece.end - head.done, null, (error, written) => {
       this.#writing = false;
       if (error !== null) {
         if (error.code !== 'EAGAIN') this.options.events.error(error);
@@ -235,10 +272,14 @@ export class AppendFile {
       }
       this.#wrote(written);
       head.done += written;
-      if (head.done === head.data.length) {
+      if (head.done === piece.end && piece.roll) {
+        this.#roll();
+        head.offset = -1;
+      }
+      if (head.done === data.length) {
         this.#pending.shift();
-        this.#pendingBytes -= head.data.length;
-        head.landed?.({ path, offset: head.offset });
+        this.#pendingBytes -= data.length;
+        head.options?.landed?.({ path, offset: head.offset });
       }
       if (this.#reopenWanted) this.#reopen();
       this.#drain();

@@ -6,22 +6,20 @@ import type { TransactionRecord } from '../recording/record.js';
 import { AppendFile, type AppendFileEvents } from '../storage/append-file.js';
 import { rollingNames } from '../storage/file-naming.js';
 import type { EventFormatter, TraceLevel } from './event-formatter.js';
-import { JsonBytes } from './json-bytes.js';
 
 const MB = 1024 * 1024;
 /** Lines that may wait in memory for a slow or failing disk; past it, new lines are dropped and counted. */
 const MAX_PENDING_BYTES = 64 * MB;
 
 /**
- * The open traffic event log: the records of each turn rendered into one reused buffer and
- * appended in one write; operational messages as trace lines.
+ * The open traffic event log: the records of each turn encoded into one reused buffer and
+ * appended in one write (cut only where the file rolls); operational messages as trace lines.
  */
 export class TrafficLog implements RecordConsumer, TraceSink {
   readonly name = 'traffic log';
   dropped = 0;
-  readonly #lines = new JsonBytes();
-  readonly #traceLines = new JsonBytes(4096);
-  #traces: [TraceLevel, string, number][] = [];
+  #buffer = Buffer.allocUnsafe(256 * 1024);
+  #traces: string[] = [];
 
   constructor(
     readonly formatter: EventFormatter,
@@ -30,56 +28,40 @@ export class TrafficLog implements RecordConsumer, TraceSink {
   ) {}
 
   write(records: readonly TransactionRecord[]): void {
-    const lines = this.#lines;
-    lines.reset();
-    // The batch is cut where the file rolls, so a roll falls between transactions and each file
-    // ends close to its size limit.
-    const cuts: [end: number, records: number][] = [];
-    let room = this.file.room;
-    let chunkStart = 0;
-    let chunkEnd = 0;
-    let chunkRecords = 0;
+    let bytes = 0;
+    // Where each transaction's lines end: a file rolls only between transactions.
+    const cuts: number[] = [];
     for (const record of records) {
-      this.formatter.format(record, lines);
-      if (lines.length - chunkStart > room) {
-        if (chunkRecords > 0) {
-          cuts.push([chunkEnd, chunkRecords]);
-          chunkStart = chunkEnd;
-          chunkRecords = 0;
-        }
-        // The file rolls before the lines from `chunkStart` on: they start a fresh one.
-        room = this.file.maxBytes;
-      }
-      chunkEnd = lines.length;
-      chunkRecords++;
+      bytes = this.#encode(this.formatter.format(record), bytes);
+      cuts.push(bytes);
     }
-    const view = lines.view();
-    let from = 0;
-    for (const [cut, count] of cuts) {
-      this.#append(view.subarray(from, cut), count);
-      from = cut;
-    }
-    this.#append(from === 0 ? view : view.subarray(from), chunkRecords);
+    if (this.file.append(this.#buffer.subarray(0, bytes), { cuts })) return;
+    this.dropped += records.length;
+    this.onDrop(new Error(`over ${MAX_PENDING_BYTES / MB} MiB of lines wait for the disk: ${records.length} transaction(s) dropped (${this.dropped} so far)`));
   }
 
-  #append(lines: Buffer, transactions: number): void {
-    if (this.file.append(lines)) return;
-    this.dropped += transactions;
-    this.onDrop(new Error(`over ${MAX_PENDING_BYTES / MB} MiB of lines wait for the disk: ${transactions} transaction(s) dropped (${this.dropped} so far)`));
+  /** Encodes `text` into the reused buffer at `at`; returns where it ends. */
+  #encode(text: string, at: number): number {
+    // UTF-8 takes at most three bytes per UTF-16 unit.
+    const needed = at + text.length * 3;
+    if (needed > this.#buffer.length) {
+      const larger = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, needed));
+      this.#buffer.copy(larger, 0, 0, at);
+      this.#buffer = larger;
+    }
+    return at + this.#buffer.write(text, at);
   }
 
   /** Written after the current turn: a message about the log's own failure must not re-enter its write. */
   trace(level: TraceLevel, message: string): void {
     if (this.#traces.length === 0) setImmediate(this.#writeTraces);
-    this.#traces.push([level, message, Date.now()]);
+    this.#traces.push(this.formatter.trace(level, message));
   }
 
   readonly #writeTraces = (): void => {
-    const lines = this.#traceLines;
-    lines.reset();
-    for (const [level, message, at] of this.#traces) this.formatter.trace(level, message, lines, at);
+    const lines = this.#traces.join('');
     this.#traces = [];
-    this.file.append(lines.view());
+    this.file.append(Buffer.from(lines));
   };
 
   reopen(): void {
