@@ -209,6 +209,8 @@ export class RecordingPipeline {
       this.#deliver(this.#settled);
       this.#settled = [];
     }
-    await Promise.all(this.options.consumers.map((consumer) => consumer.close()));
+    await Promise.all(
+      this.options.consumers.map((consumer) => consumer.close().catch((error: Error) => this.options.onError(consumer.name, error))),
+    );
   }
 }

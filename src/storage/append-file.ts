@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 /** A write that blocks the event loop longer than this moves writing to the thread pool for a while. */
-const STALL_MS = 20;
+const STALL_MS = 50;
 /** How long writing stays off the event loop after a stall. */
 const ASYNC_AFTER_STALL_MS = 5_000;
 /** Between retries of a failed open or write (a full or read-only disk). */
