@@ -100,6 +100,9 @@ export function createUpgradeHandler(context: ProxyContext, server: Server): (re
     });
     leg.sentHeader = { startLine: `${leg.method} ${leg.uri} HTTP/1.1`, fields: headers };
     const upgradeStart = performance.now();
+    // A client that leaves during the handshake ends the wait for the back end.
+    const clientLeft = (): void => cancelUpgrade.abort(new Error('the client closed the connection during the handshake'));
+    socket.once('close', clientLeft);
 
     target.pool
       .upgrade({
@@ -110,6 +113,7 @@ export function createUpgradeHandler(context: ProxyContext, server: Server): (re
         signal: AbortSignal.any([AbortSignal.timeout(route.timeouts.responseHeadersMs), cancelUpgrade.signal]),
       })
       .then(({ headers: answer, socket: duplexUpstream }) => {
+        socket.off('close', clientLeft);
         const upstream = duplexUpstream as Socket;
         leg.headersMs = client.headersMs = performance.now() - leg.startMono;
         leg.status = client.status = transaction.status = 101;
@@ -157,6 +161,13 @@ export function createUpgradeHandler(context: ProxyContext, server: Server): (re
         leg.lastByteMs = performance.now() - leg.startMono;
         leg.finalStatus = 'Error';
         leg.error = error.message;
+        if (socket.destroyed) {
+          transaction.fail('client-aborted-request', 'the client closed the connection before the upgrade completed');
+          transaction.step('upgrade', 'proxy', upgradeStart, 'Error', error.message);
+          client.finalStatus = 'Error';
+          return finish();
+        }
+        socket.off('close', clientLeft);
         const failure =
           error.name === 'TimeoutError'
             ? { reason: 'upstream-headers-timeout' as const, status: 504 as const }
