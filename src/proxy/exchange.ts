@@ -144,8 +144,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     transaction.status = statusCode;
     transaction.statusText = statusText;
     const headers = clientResponseHeaders(rawHeaders, transaction.id);
-    // While the gateway shuts down, every answer closes its connection: no further request may come on it.
-    if (this.options.inFlight.draining) this.response.shouldKeepAlive = false;
+    this.options.inFlight.closeWhileDraining(this.response);
     this.response.writeHead(statusCode, statusText, headers);
     client.status = statusCode;
     client.statusText = statusText;
@@ -227,7 +226,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const message = failure.status === 504 ? 'the back end did not answer in time' : 'the back end could not be reached';
     const capture = this.options.tracked ? this.options.pipeline.capture(transaction, 0, 'sent', 'application/json', '') : null;
     this.#answered = true;
-    if (this.options.inFlight.draining) this.response.shouldKeepAlive = false;
+    this.options.inFlight.closeWhileDraining(this.response);
     sendGatewayError(this.response, transaction, failure.status, `${message} (${failure.reason})`, capture);
   }
 

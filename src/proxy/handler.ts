@@ -103,6 +103,7 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
     response.on('close', () => finishOwn(transaction, response.writableFinished ? 'Fail' : 'Error'));
     // The body goes nowhere: let it drain so the connection can carry the next request.
     request.resume();
+    inFlight.closeWhileDraining(response);
     sendGatewayError(response, transaction, status, message, pipeline.capture(transaction, 0, 'sent', 'application/json', ''));
   }
 
@@ -181,7 +182,6 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
   return function handleRequest(request, response) {
     const transaction = beginTransaction(request, protocol);
     inFlight.enter();
-    if (inFlight.draining) response.shouldKeepAlive = false;
     const start = (): void => {
       if (request.headers.host === undefined && request.httpVersion === '1.1') return refuseWithoutHost(request, response, transaction);
       const routeStart = performance.now();

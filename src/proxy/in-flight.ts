@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+
 /**
  * Counts the requests in flight so shutdown can wait for them, and ends what outlives the wait.
  * A counter, not a collection of requests: entering every request into a long-lived collection
@@ -12,6 +14,11 @@ export class InFlight {
   /** Open upgraded connections (WebSockets), which the HTTP server no longer tracks. */
   readonly #upgraded = new Set<() => void>();
   #idle: (() => void) | null = null;
+
+  /** Call before a response head is written: while the gateway shuts down, every answer closes its connection. */
+  closeWhileDraining(response: ServerResponse): void {
+    if (this.draining) response.shouldKeepAlive = false;
+  }
 
   enter(): void {
     this.count++;
