@@ -181,4 +181,12 @@ describe('packed payload files and the disk quota', () => {
     expect(gone.stderr).toBe(`tollgate: ${first.file}: no such file (the disk quota may have deleted it)\n`);
   });
 
+  it('never deletes the file being written, even when it alone is over the quota', async () => {
+    const gw = await startQuiet({ maxFileSizeMb: 1 }, 0.05);
+    const stored = await postMany(gw, 6);
+
+    const day = packedLink(stored[0]!.links.request).day;
+    expect(await fixture.workspace.payloadFiles()).toEqual([`test_gw_payloads_${day}-1.bin`]);
+    for (const { links, body } of stored) expect((await printed(links.response)).toString()).toBe(body);
+  });
 });
