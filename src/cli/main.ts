@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { serverUrl, startDemoBackend } from '../demo/backend.js';
 import { VERSION } from '../version.js';
+import { printPayload } from './payload-command.js';
 import { runGateway } from './run-gateway.js';
 
 function port(value: string): number {
@@ -42,6 +43,20 @@ program
     try {
       const parsed = await loadConfig(config);
       process.stdout.write(`${config}: valid (${parsed.apis.length} API${parsed.apis.length === 1 ? '' : 's'})\n`);
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program
+  .command('payload')
+  .description(
+    'Print the body a recvPayload/sentPayload link points to, byte for byte: file:///path (a whole file) or file:///path.bin#offset=N&length=M (packed layout).',
+  )
+  .argument('<link>', 'the file:// link from the traffic log (quote it: it may contain "&")')
+  .action(async (link: string) => {
+    try {
+      await printPayload(link, process.stdout);
     } catch (error) {
       fail(error);
     }

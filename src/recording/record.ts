@@ -17,7 +17,7 @@ export interface RecordedHeaders {
 export type PayloadNotStored =
   /** The bytes held for redaction across all transactions reached `analytics.payloadMemoryMb`. */
   | 'memory-limit'
-  /** The payload writer was too far behind (`trafficLog.payloads.maxDelayMs`). */
+  /** The payload writer was too far behind (`trafficLog.payloads.maxWriteDelayMs`). */
   | 'queue-full'
   /** The disk refused it (full, gone, no permission); the reason was reported. */
   | 'write-failed'

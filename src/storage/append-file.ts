@@ -29,7 +29,7 @@ export interface FileNaming {
 }
 
 export interface AppendFileEvents {
-  /** Bytes that reached the file. */
+  /** Bytes that reached the file; 0 when it was just opened, to say it is being written (the disk quota must not take it for a finished one). */
   written(path: string, bytes: number): void;
   /** A file that will not be written again and stays where it is (rolled). */
   finished(path: string): void;
@@ -319,6 +319,7 @@ export class AppendFile {
       this.#inode = info.ino;
       this.#size = info.size;
       this.#nextPathCheck = performance.now() + CHECK_PATH_MS;
+      this.options.events.written(path, 0);
     } catch (error) {
       this.#fd = -1;
       this.options.events.error(error as Error);
