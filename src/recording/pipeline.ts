@@ -149,6 +149,9 @@ export class RecordingPipeline {
     for (const [capture, placements] of found) {
       if (capture.notStored !== null) {
         setOutcome(placements, capture.notStored);
+        const limitMb = this.options.heldBytes.limit / 1024 / 1024;
+        const error = new Error(`a body was not stored: the bodies held for redaction reached analytics.payloadMemoryMb (${limitMb} MB); ${this.options.heldBytes.refused} so far`);
+        this.options.onError('payload store', Object.assign(error, { code: 'PAYLOAD_MEMORY_LIMIT' }));
         continue;
       }
       const body = this.#body(capture, placements);
