@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { PayloadCapture } from '../recording/payload-capture.js';
 import type { RecordingPipeline } from '../recording/pipeline.js';
-import type { Leg, Transaction } from '../recording/transaction.js';
+import type { HeaderBlock, Leg, Transaction } from '../recording/transaction.js';
 import { clientResponseHeaders } from './headers.js';
 import type { InFlight } from './in-flight.js';
 import type { Route } from './router.js';
@@ -149,7 +149,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     client.status = statusCode;
     client.statusText = statusText;
     client.headersMs = performance.now() - client.startMono;
-    client.sentHeader = { startLine: `HTTP/1.1 ${statusCode} ${statusText}`, fields: headers };
+    client.sentHeader = writtenHead(this.response);
     if (this.options.tracked && transaction.policy.capturesBodies) {
       this.#responseCapture = this.options.pipeline.capture(
         transaction,
@@ -284,6 +284,14 @@ function headerOf(rawHeaders: Buffer[], lowerName: string): string {
   return '';
 }
 
+/**
+ * The response head exactly as Node wrote it: with the headers it adds itself (Date, Connection,
+ * Keep-Alive, Transfer-Encoding). Kept as the string it already is; parsed only if recorded.
+ */
+function writtenHead(response: ServerResponse): HeaderBlock {
+  return { written: (response as ServerResponse & { _header: string })._header };
+}
+
 /** A response the gateway writes itself (no route, back end failed); recorded like any other. */
 export function sendGatewayError(
   response: ServerResponse,
@@ -300,7 +308,7 @@ export function sendGatewayError(
   client.status = status;
   client.statusText = statusText;
   client.headersMs = performance.now() - client.startMono;
-  client.sentHeader = { startLine: `HTTP/1.1 ${status} ${statusText}`, fields: headers };
+  client.sentHeader = writtenHead(response);
   client.bytesSent += body.length;
   client.sentCapture = capture;
   capture?.push(body);

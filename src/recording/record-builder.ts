@@ -80,10 +80,10 @@ export class RecordBuilder {
 
   #headers(block: HeaderBlock | null): RecordedHeaders | null {
     if (block === null) return null;
+    const { startLine, fields } = 'written' in block ? parseHead(block.written) : block;
     // A request line carries the query string, which may hold secrets; a status line does not.
-    const { startLine } = block;
     const line = startLine.startsWith('HTTP/') ? startLine : this.#requestLine(startLine);
-    return { startLine: line, fields: this.redactor.headerFields(block.fields) };
+    return { startLine: line, fields: this.redactor.headerFields(fields) };
   }
 
   #requestLine(line: string): string {
@@ -102,4 +102,17 @@ export class RecordBuilder {
     for (const tag of apiTags) tags.push(tag);
     return tags;
   }
+}
+
+/** A header block as written (`start line CRLF name: value CRLF ... CRLF`) split into its start line and fields. */
+function parseHead(head: string): { startLine: string; fields: string[] } {
+  const lines = head.split('\r\n');
+  const fields: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    fields.push(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return { startLine: lines[0] ?? '', fields };
 }

@@ -24,11 +24,14 @@ export type FailureReason =
  * A header block kept as the raw pieces seen on the wire; it is redacted and rendered only once
  * the transaction is finished, never on the request path.
  */
-export interface HeaderBlock {
-  startLine: string;
-  /** Flat name/value list, as Node's rawHeaders or undici's raw header buffers. */
-  fields: readonly (string | Buffer)[];
-}
+export type HeaderBlock =
+  | {
+      startLine: string;
+      /** Flat name/value list, as Node's rawHeaders or undici's raw header buffers. */
+      fields: readonly (string | Buffer)[];
+    }
+  /** The block exactly as written, CRLF separated, ending with the blank line. */
+  | { written: string };
 
 export type RecordingLevel = 'off' | 'headers' | 'full' | 'errors';
 
