@@ -1,5 +1,6 @@
 import { copyFileSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import type { JobFailure, WriteBatch, WriteResult } from './payload-writer.js';
 
@@ -51,6 +52,7 @@ function run(path: string, data: Uint8Array | null, sameAs: string | null): JobF
 }
 
 parentPort?.on('message', (batch: WriteBatch) => {
+  const started = performance.now();
   const bytes = new Uint8Array(batch.data);
   let at = 0;
   const failures = batch.paths.map((path, index) => {
@@ -59,6 +61,6 @@ parentPort?.on('message', (batch: WriteBatch) => {
     if (length > 0) at += length;
     return run(path, data, batch.sameAs[index] ?? null);
   });
-  const result: WriteResult = { id: batch.id, failures };
+  const result: WriteResult = { id: batch.id, failures, busyMs: performance.now() - started };
   parentPort?.postMessage(result);
 });

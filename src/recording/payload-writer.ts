@@ -28,6 +28,8 @@ export interface WriteResult {
   id: number;
   /** Per job: null when written, else why not. */
   failures: (JobFailure | null)[];
+  /** How long the thread took for the batch. */
+  busyMs: number;
 }
 
 type Done = (failures: (JobFailure | null)[]) => void;
@@ -40,6 +42,7 @@ interface Waiting {
 interface InFlight {
   sentAt: number;
   bytes: number;
+  jobs: number;
   waiting: Waiting[];
 }
 
@@ -51,20 +54,29 @@ export interface PayloadWriterOptions {
   onError: (error: Error) => void;
 }
 
+/** Until the thread has finished a batch: a small file costs tens of microseconds, more on a busy disk. */
+const FIRST_GUESS_MS_PER_JOB = 0.1;
+/** How much each finished batch moves the estimate of the thread's pace. */
+const PACE_WEIGHT = 0.2;
+
 /** Node offers no errno for a thread that died; one code keeps its reports together. */
 const WRITER_DIED = 'EWRITERDIED';
 const CLOSE_TIMEOUT_MS = 5_000;
 
 /**
- * Writes payload files on a worker thread, a bounded distance behind the gateway: jobs asked
- * for in one turn go over in one message, in order; when the thread falls more than
- * `maxDelayMs` or `maxQueuedBytes` behind, new jobs are refused (their bodies are reported as
- * not stored) instead of waiting. A thread that dies fails what it held and is replaced.
+ * Writes payload files on a worker thread, a bounded time behind the gateway: jobs asked for in
+ * one turn go over in one message, in order. New jobs are refused (their bodies are reported as
+ * not stored) when, at the thread's recent pace, they would be written more than `maxDelayMs`
+ * from now, or when more than `maxQueuedBytes` wait: the transactions a crash can lose are those
+ * of the last `maxDelayMs`. A thread that dies fails what it held and is replaced.
  */
 export class PayloadWriter {
   #worker: Worker | null = null;
   #queued: Waiting[] = [];
   #queuedBytes = 0;
+  /** Jobs taken and not yet written: queued here or held by the thread. */
+  #unwrittenJobs = 0;
+  #msPerJob = FIRST_GUESS_MS_PER_JOB;
   readonly #inFlight = new Map<number, InFlight>();
   #inFlightBytes = 0;
   #nextId = 0;
@@ -78,9 +90,10 @@ export class PayloadWriter {
   write(jobs: FileJob[], done: Done): boolean {
     let bytes = 0;
     for (const job of jobs) bytes += job.data?.length ?? 0;
-    if (this.#closing || this.#behind(bytes)) return false;
+    if (this.#closing || this.#behind(bytes, jobs.length)) return false;
     this.#queued.push({ jobs, done });
     this.#queuedBytes += bytes;
+    this.#unwrittenJobs += jobs.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#send);
@@ -88,10 +101,14 @@ export class PayloadWriter {
     return true;
   }
 
-  #behind(bytes: number): boolean {
-    if (this.#queuedBytes + this.#inFlightBytes + bytes > this.options.maxQueuedBytes) return true;
+  /** Whether jobs taken now would land later than `maxDelayMs` from now, or too many bytes wait. */
+  #behind(bytes: number, jobs: number): boolean {
+    const { maxDelayMs, maxQueuedBytes } = this.options;
+    if (this.#queuedBytes + this.#inFlightBytes + bytes > maxQueuedBytes) return true;
+    if ((this.#unwrittenJobs + jobs) * this.#msPerJob > maxDelayMs) return true;
+    // A thread that stopped answering has no pace to go by.
     const oldest = this.#inFlight.values().next().value;
-    return oldest !== undefined && performance.now() - oldest.sentAt > this.options.maxDelayMs;
+    return oldest !== undefined && performance.now() - oldest.sentAt > maxDelayMs;
   }
 
   readonly #send = (): void => {
@@ -104,7 +121,9 @@ export class PayloadWriter {
     const data = new Uint8Array(bytes);
     const batch: WriteBatch = { id: this.#nextId++, paths: [], sameAs: [], lengths: [], data: data.buffer };
     let at = 0;
+    let jobCount = 0;
     for (const { jobs } of waiting) {
+      jobCount += jobs.length;
       for (const job of jobs) {
         batch.paths.push(job.path);
         batch.sameAs.push(job.sameAs);
@@ -117,7 +136,7 @@ export class PayloadWriter {
         batch.lengths.push(job.data.length);
       }
     }
-    this.#inFlight.set(batch.id, { sentAt: performance.now(), bytes, waiting });
+    this.#inFlight.set(batch.id, { sentAt: performance.now(), bytes, jobs: jobCount, waiting });
     this.#inFlightBytes += bytes;
     const worker = this.#thread();
     worker.ref();
@@ -138,6 +157,7 @@ export class PayloadWriter {
     const batch = this.#inFlight.get(result.id);
     if (batch === undefined) return;
     this.#finish(result.id, batch);
+    if (batch.jobs > 0) this.#msPerJob += PACE_WEIGHT * (result.busyMs / batch.jobs - this.#msPerJob);
     let from = 0;
     for (const { jobs, done } of batch.waiting) {
       done(result.failures.slice(from, from + jobs.length));
@@ -148,6 +168,7 @@ export class PayloadWriter {
   #finish(id: number, batch: InFlight): void {
     this.#inFlight.delete(id);
     this.#inFlightBytes -= batch.bytes;
+    this.#unwrittenJobs -= batch.jobs;
     if (this.#inFlight.size > 0) return;
     this.#worker?.unref();
     this.#idle?.();
