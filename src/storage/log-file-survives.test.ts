@@ -1,5 +1,4 @@
 import { mkdir, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
