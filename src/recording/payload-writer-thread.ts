@@ -1,4 +1,4 @@
-import { copyFileSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import type { JobFailure, WriteBatch, WriteResult } from './payload-writer.js';
@@ -14,10 +14,24 @@ function ensureFolder(path: string): void {
   knownFolder = folder;
 }
 
+/** Makes the file at `path` with `make`; one cut short (a full disk) must not stay behind under its name. */
+function whole(path: string, make: () => void): void {
+  try {
+    make();
+  } catch (error) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // It was never made.
+    }
+    throw error;
+  }
+}
+
 function perform(path: string, data: Uint8Array | null, sameAs: string | null): void {
   ensureFolder(path);
   if (data !== null) {
-    writeFileSync(path, data);
+    whole(path, () => writeFileSync(path, data));
     return;
   }
   try {
@@ -25,7 +39,7 @@ function perform(path: string, data: Uint8Array | null, sameAs: string | null): 
   } catch (error) {
     // A file system without hard links (or across devices) still gets its own copy.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
-    copyFileSync(sameAs as string, path);
+    whole(path, () => copyFileSync(sameAs as string, path));
   }
 }
 
@@ -53,11 +67,16 @@ function run(path: string, data: Uint8Array | null, sameAs: string | null): JobF
 parentPort?.on('message', (batch: WriteBatch) => {
   const bytes = new Uint8Array(batch.data);
   let at = 0;
+  const failed = new Map<string, JobFailure>();
   const failures = batch.paths.map((path, index) => {
     const length = batch.lengths[index] as number;
     const data = length < 0 ? null : bytes.subarray(at, at + length);
     if (length > 0) at += length;
-    return run(path, data, batch.sameAs[index] ?? null);
+    const sameAs = batch.sameAs[index] ?? null;
+    // Another name of a body that could not be written fails as that write did.
+    const failure = (sameAs === null ? undefined : failed.get(sameAs)) ?? run(path, data, sameAs);
+    if (failure !== null) failed.set(path, failure);
+    return failure;
   });
   const result: WriteResult = { id: batch.id, failures };
   parentPort?.postMessage(result);
