@@ -49,6 +49,8 @@ export interface PayloadWriterOptions {
   /** Bytes that may wait for the thread. */
   maxQueuedBytes: number;
   onError: (error: Error) => void;
+  /** The thread's script: the real one unless a test gives one that misbehaves. */
+  threadScript?: URL;
 }
 
 /** Node offers no errno for a thread that died; one code keeps its reports together. */
@@ -126,7 +128,7 @@ export class PayloadWriter {
 
   #thread(): Worker {
     if (this.#worker !== null) return this.#worker;
-    const worker = new Worker(new URL('./payload-writer-thread.js', import.meta.url));
+    const worker = new Worker(this.options.threadScript ?? new URL('./payload-writer-thread.js', import.meta.url));
     worker.on('message', (result: WriteResult) => this.#settle(result));
     worker.on('error', (error) => this.#died(worker, error));
     worker.on('exit', (code) => this.#died(worker, new Error(`the payload writer thread exited (code ${code})`)));
