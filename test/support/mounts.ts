@@ -21,8 +21,8 @@ function mount(args: string[]): void {
 
 /**
  * File systems of a test's own: a small or read-only disk the gateway can really meet. Whatever
- * a test leaves mounted is unmounted after it. Call after useGatewayFixture(), so that this
- * runs first and the workspace can then be removed.
+ * a test leaves mounted is unmounted after it. Call after useGatewayFixture() (or whatever
+ * removes the workspace): after-hooks run in reverse order, so the workspace is unmounted first.
  */
 export function useMounts(): Mounts {
   let mounted: string[] = [];
