@@ -89,7 +89,7 @@ describe('a traffic log file that cannot be opened', () => {
     await rmdir(current);
     // Opening is retried every second.
     const lines = await untilLogged(current, duringOutage, 3_000);
-    expect(traces(lines)).toContain('INFO gateway gw started (pid ' + gw.pid + '), serving ' + gw.url);
+    expect(traces(lines)).toContain(`INFO gateway gw started (pid ${gw.pid}), serving ${gw.url}`);
     const afterwards = await getMany(gw, 5);
     expect(await gw.stop()).toBe(0);
 
