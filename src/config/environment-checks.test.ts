@@ -1,8 +1,9 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { baseConfig } from '../../test/support/backends.js';
 import { gatewayStartFailure, problemLines, runCli, Workspace } from '../../test/support/gateway-process.js';
+import { useMounts } from '../../test/support/mounts.js';
 
 let workspace: Workspace;
 
@@ -13,6 +14,8 @@ beforeEach(async () => {
 afterEach(async () => {
   await workspace.remove();
 });
+
+const mounts = useMounts();
 
 function config(overrides: Record<string, any>): Record<string, any> {
   return baseConfig(workspace, 'http://127.0.0.1:9', overrides);
@@ -72,10 +75,10 @@ describe('log and payload directories', () => {
     });
   });
 
-  // Permission bits do not stop root.
-  it.skipIf(process.getuid?.() === 0)('refuses a directory below a read-only one', async () => {
+  it('refuses a directory below a read-only one', async () => {
     const readOnly = workspace.path('read-only');
-    await mkdir(readOnly, { mode: 0o555 });
+    // A read-only file system: permission bits would not stop root, EROFS stops everyone.
+    mounts.tmpfs(readOnly, 'ro,size=1m');
     const { code, problems } = await validate(config({ trafficLog: { directory: `${readOnly}/logs` } }));
     expect(code).toBe(2);
     expect(problems).toEqual([`trafficLog.directory: expected a writable directory, found "${readOnly}/logs" (${readOnly} is not writable)`]);

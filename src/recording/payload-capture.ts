@@ -104,7 +104,9 @@ export class PayloadCapture {
     this.#writes = this.#writes.then(async () => {
       if (this.#failure !== null) return;
       try {
-        await (await file).write(piece);
+        const handle = await file;
+        // A write may take fewer bytes than asked (a disk filling up): the rest follows, or fails.
+        for (let written = 0; written < piece.length; ) written += (await handle.write(piece, written)).bytesWritten;
       } catch (error) {
         this.#failure = error as Error;
       }
@@ -129,7 +131,11 @@ export class PayloadCapture {
     } catch (error) {
       this.#failure ??= error as Error;
     }
-    if (this.#failure !== null) throw this.#failure;
+    if (this.#failure !== null) {
+      // A body cut short (a full disk) must not stay behind under its name.
+      await rm(this.spillPath as string, { force: true }).catch(() => undefined);
+      throw this.#failure;
+    }
     return this.spillPath as string;
   }
 

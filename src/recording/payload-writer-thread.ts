@@ -1,4 +1,4 @@
-import { copyFileSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
@@ -15,10 +15,24 @@ function ensureFolder(path: string): void {
   knownFolder = folder;
 }
 
+/** Makes the file at `path` with `make`; one cut short (a full disk) must not stay behind under its name. */
+function whole(path: string, make: () => void): void {
+  try {
+    make();
+  } catch (error) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // It was never made.
+    }
+    throw error;
+  }
+}
+
 function perform(path: string, data: Uint8Array | null, sameAs: string | null): void {
   ensureFolder(path);
   if (data !== null) {
-    writeFileSync(path, data);
+    whole(path, () => writeFileSync(path, data));
     return;
   }
   try {
@@ -26,7 +40,7 @@ function perform(path: string, data: Uint8Array | null, sameAs: string | null): 
   } catch (error) {
     // A file system without hard links (or across devices) still gets its own copy.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
-    copyFileSync(sameAs as string, path);
+    whole(path, () => copyFileSync(sameAs as string, path));
   }
 }
 
@@ -55,11 +69,16 @@ parentPort?.on('message', (batch: WriteBatch) => {
   const started = performance.now();
   const bytes = new Uint8Array(batch.data);
   let at = 0;
+  const failed = new Map<string, JobFailure>();
   const failures = batch.paths.map((path, index) => {
     const length = batch.lengths[index] as number;
     const data = length < 0 ? null : bytes.subarray(at, at + length);
     if (length > 0) at += length;
-    return run(path, data, batch.sameAs[index] ?? null);
+    const sameAs = batch.sameAs[index] ?? null;
+    // Another name of a body that could not be written fails as that write did.
+    const failure = (sameAs === null ? undefined : failed.get(sameAs)) ?? run(path, data, sameAs);
+    if (failure !== null) failed.set(path, failure);
+    return failure;
   });
   const result: WriteResult = { id: batch.id, failures, busyMs: performance.now() - started };
   parentPort?.postMessage(result);

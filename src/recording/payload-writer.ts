@@ -52,6 +52,8 @@ export interface PayloadWriterOptions {
   /** Bytes that may wait for the thread. */
   maxQueuedBytes: number;
   onError: (error: Error) => void;
+  /** The thread's script: the real one unless a test gives one that misbehaves. */
+  threadScript?: URL;
 }
 
 /** Until the thread has finished a batch: a small file costs tens of microseconds, more on a busy disk. */
@@ -145,7 +147,7 @@ export class PayloadWriter {
 
   #thread(): Worker {
     if (this.#worker !== null) return this.#worker;
-    const worker = new Worker(new URL('./payload-writer-thread.js', import.meta.url));
+    const worker = new Worker(this.options.threadScript ?? new URL('./payload-writer-thread.js', import.meta.url));
     worker.on('message', (result: WriteResult) => this.#settle(result));
     worker.on('error', (error) => this.#died(worker, error));
     worker.on('exit', (code) => this.#died(worker, new Error(`the payload writer thread exited (code ${code})`)));

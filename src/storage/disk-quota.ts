@@ -9,7 +9,7 @@ const MINUTE_SETTLES_AFTER_MS = 2 * 60_000;
 
 const TRAFFIC_LOG_FILE = /_traffic(_\d{4}-\d{2}-\d{2}-\d+)?\.log$/;
 const CURRENT_TRAFFIC_LOG_FILE = /_traffic\.log$/;
-const PACKED_PAYLOAD_FILE = /_payloads_\d{4}-\d{2}-\d{2}-\d+\.bin$/;
+const PACKED_PAYLOAD_FILE = /^(.+_payloads)_(\d{4}-\d{2}-\d{2})-(\d+)\.bin$/;
 const DAY_FOLDER = /^\d{4}-\d{2}-\d{2}$/;
 const MINUTE_FOLDER = /^\d{2}\.\d{2}$/;
 
@@ -57,6 +57,19 @@ async function folderBytes(folder: string, seen = new Set<number>()): Promise<nu
     total += info.size;
   }
   return total;
+}
+
+/** The newest packed payload file of each instance (by day, then number): the one it writes. */
+function packedFilesBeingWritten(names: string[]): Set<string> {
+  const newest = new Map<string, { name: string; day: string; n: number }>();
+  for (const name of names) {
+    const match = PACKED_PAYLOAD_FILE.exec(name);
+    if (match === null) continue;
+    const [, base = '', day = '', n = '0'] = match;
+    const known = newest.get(base);
+    if (known === undefined || day > known.day || (day === known.day && Number(n) > known.n)) newest.set(base, { name, day, n: Number(n) });
+  }
+  return new Set([...newest.values()].map(({ name }) => name));
 }
 
 /** `2026-11-21/08.15` to epoch ms (UTC). */
@@ -190,9 +203,11 @@ export class DiskQuota {
       }
     }
     if (payloadDirectory !== null) {
-      for (const entry of await entries(payloadDirectory)) {
+      const payloadEntries = await entries(payloadDirectory);
+      const beingWritten = packedFilesBeingWritten(payloadEntries.map((entry) => entry.name));
+      for (const entry of payloadEntries) {
         const path = join(payloadDirectory, entry.name);
-        if (entry.isFile() && PACKED_PAYLOAD_FILE.test(entry.name)) await this.#scanFile(path, true, seen);
+        if (entry.isFile() && PACKED_PAYLOAD_FILE.test(entry.name)) await this.#scanFile(path, !beingWritten.has(entry.name), seen);
         else if (entry.isDirectory() && DAY_FOLDER.test(entry.name)) await this.#scanDay(path, seen);
       }
     }
@@ -200,13 +215,17 @@ export class DiskQuota {
     if (this.#total > this.options.maxBytes) await this.enforce();
   }
 
-  async #scanFile(path: string, finishedIfUnknown: boolean, seen: Set<string>): Promise<void> {
+  /** `finished`: the directory shows the file is no longer written (a rolled log file, a packed file with a newer one after it). */
+  async #scanFile(path: string, finished: boolean, seen: Set<string>): Promise<void> {
     seen.add(path);
     const known = this.#items.get(path);
     if (known?.finished === true) return;
     const info = await stat(path).catch(() => null);
     if (info === null) return;
-    this.#set(path, info.size, known ?? { bytes: 0, age: info.mtimeMs, finished: finishedIfUnknown, minute: null });
+    const item = known ?? { bytes: 0, age: info.mtimeMs, finished, minute: null };
+    // Another instance's packed file it has since rolled away from.
+    item.finished ||= finished;
+    this.#set(path, info.size, item);
   }
 
   async #scanDay(dayPath: string, seen: Set<string>): Promise<void> {
