@@ -104,10 +104,11 @@ function describeRound(round: CrashRound): string {
   if (otherNotStored.length > 0) parts.push(`other bodies not stored: ${otherNotStored.join(', ')}`);
   if (load.non200 > 0) parts.push(`${load.non200} non-200 answers`);
   if (load.withoutId > 0) parts.push(`${load.withoutId} answers WITHOUT a correlation id`);
-  if (audit.unreadableLines > 0) parts.push(`${audit.unreadableLines} UNREADABLE log lines`);
+  if (audit.unreadableLines.length > 0) parts.push(`${audit.unreadableLines.length} UNREADABLE log lines`);
   if (round.missingMs > MAX_WRITE_DELAY_MS) parts.push(`OVER the ${MAX_WRITE_DELAY_MS} ms bound`);
   const details = [
     ...audit.badLinks.slice(0, BAD_LINKS_SHOWN).map((problem) => `bad link: ${problem}`),
+    ...audit.unreadableLines.map((line) => `unreadable: ${line}`),
     ...audit.traces.map((message) => `gateway said: ${message}`),
   ];
   return [parts.join('  '), ...details.map((line) => `      ${line}`)].join('\n');

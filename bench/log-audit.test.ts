@@ -84,7 +84,7 @@ describe('auditTrafficLog', () => {
     expect(Object.fromEntries(audit.notStored)).toEqual({ 'queue-full': 1 });
     expect(audit.links).toBe(2);
     expect(audit.badLinks).toEqual([`${link(short)}: 4 bytes, recorded 10`]);
-    expect(audit.unreadableLines).toBe(1);
+    expect(audit.unreadableLines).toEqual([`${join(dir, 'logs', 'g_i_traffic.log')}:5: 37 bytes, the last line`]);
     expect(audit.traces).toEqual(['a write blocked the gateway']);
   });
 });

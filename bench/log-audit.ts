@@ -14,8 +14,8 @@ export interface LogAudit {
   links: number;
   /** Links whose body is not whole on disk: what each says is wrong, in log order. */
   badLinks: string[];
-  /** Lines that are not JSON: a line cut short. */
-  unreadableLines: number;
+  /** Lines that are not JSON (a line cut short), as `<file>:<line>: <bytes> bytes[, the last line]`. */
+  unreadableLines: string[];
   /** The trace lines' messages (operational messages), except the start line. */
   traces: string[];
 }
@@ -75,7 +75,7 @@ async function logFiles(dir: string): Promise<string[]> {
  * bodies are; links marked truncated are checked for their file only.
  */
 export async function auditTrafficLog(dir: string): Promise<LogAudit> {
-  const audit: LogAudit = { logged: new Set(), notStored: new Map(), links: 0, badLinks: [], unreadableLines: 0, traces: [] };
+  const audit: LogAudit = { logged: new Set(), notStored: new Map(), links: 0, badLinks: [], unreadableLines: [], traces: [] };
   const sizes = new Map<string, number | undefined>();
   const size = (path: string): number | undefined => {
     if (!sizes.has(path)) sizes.set(path, statSync(path, { throwIfNoEntry: false })?.size);
@@ -96,13 +96,18 @@ export async function auditTrafficLog(dir: string): Promise<LogAudit> {
   };
 
   for (const file of (await logFiles(dir)).sort()) {
+    let number = 0;
+    let cut: string | null = null;
     for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+      number++;
+      if (cut !== null) audit.unreadableLines.push(cut);
+      cut = null;
       if (text === '') continue;
       let line: LogLine;
       try {
         line = JSON.parse(text) as LogLine;
       } catch {
-        audit.unreadableLines++;
+        cut = `${file}:${number}: ${Buffer.byteLength(text)} bytes`;
         continue;
       }
       if (line.transactionSummary !== undefined) audit.logged.add(line.correlationId);
@@ -114,6 +119,7 @@ export async function auditTrafficLog(dir: string): Promise<LogAudit> {
       noteNotStored(line.correlationId, leg.recvPayloadNotStored);
       noteNotStored(line.correlationId, leg.sentPayloadNotStored);
     }
+    if (cut !== null) audit.unreadableLines.push(`${cut}, the last line`);
   }
   for (const [reason, ids] of notStoredIds) audit.notStored.set(reason, ids.size);
   return audit;
