@@ -37,6 +37,15 @@ const MODES: Mode[] = [
   { name: 'payloads on, packed layout', short: 'packed', tollgate: 'payloads packed' },
 ];
 
+/** The modes named in BENCH_ONLY (comma-separated short names), else all. */
+function selectModes(text: string | undefined): Mode[] {
+  const names = (text ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+  if (names.length === 0) return MODES;
+  const unknown = names.filter((name) => !MODES.some((mode) => mode.short === name));
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY: unknown mode(s) ${unknown.join(', ')}; the modes are ${MODES.map((mode) => mode.short).join(', ')}`);
+  return MODES.filter((mode) => names.includes(mode.short));
+}
+
 interface CrashRound {
   /** Whole answers per second over the last RATE_WINDOW_MS before the kill. */
   rate: number;
@@ -151,6 +160,7 @@ function readmeSentence(results: ModeResult[]): string | undefined {
 async function main(): Promise<void> {
   const seconds = positiveIntFromEnv('BENCH_DURATION', 5);
   const rounds = positiveIntFromEnv('BENCH_ROUNDS', 3);
+  const modes = selectModes(process.env.BENCH_ONLY);
   await assertTollgateBuilt();
 
   const scratch = await mkdtemp(join(tmpdir(), 'tollgate-crash-'));
@@ -174,11 +184,11 @@ async function main(): Promise<void> {
   console.log(`  load:    ${CONNECTIONS} connections (undici Pool, in-process), 1 KB JSON POST to /echo; SIGKILL to the gateway after ${seconds} s`);
   console.log(`  pinning: ${pinning.description}`);
   console.log(`  bound:   trafficLog.payloads.maxWriteDelayMs = ${MAX_WRITE_DELAY_MS} (default)`);
-  console.log(`  rounds:  ${rounds}, interleaved across the modes`);
+  console.log(`  rounds:  ${rounds}, interleaved across the modes (${modes.map((mode) => mode.short).join(', ')})`);
   console.log('');
 
-  const results: ModeResult[] = MODES.map((mode) => ({ mode, rounds: [] }));
-  const nameWidth = Math.max(...MODES.map((mode) => mode.name.length));
+  const results: ModeResult[] = modes.map((mode) => ({ mode, rounds: [] }));
+  const nameWidth = Math.max(...modes.map((mode) => mode.name.length));
   for (let round = 1; round <= rounds; round++) {
     for (const result of results) {
       if (result.error !== undefined) continue;
