@@ -11,6 +11,7 @@ export interface Answer {
 }
 
 export interface AnsweredLoadResult {
+  /** In the order they were read. */
   answers: Answer[];
   /** Requests that got no whole response: those in flight when the server died, and any other failure. */
   failed: number;
@@ -60,4 +61,15 @@ export function startAnsweredLoad(baseUrl: string): AnsweredLoad {
       return result;
     },
   };
+}
+
+/** The most of the answers (in the order read) that fall in any span of `spanMs`. */
+export function busiestSpan(answers: readonly Answer[], spanMs: number): number {
+  let most = 0;
+  let first = 0;
+  answers.forEach((answer, last) => {
+    while (answer.at - (answers[first] as Answer).at > spanMs) first++;
+    most = Math.max(most, last - first + 1);
+  });
+  return most;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configSchema } from '../src/config/schema.js';
-import { startAnsweredLoad, type AnsweredLoadResult } from './answered-load.js';
+import { busiestSpan, startAnsweredLoad, type AnsweredLoadResult } from './answered-load.js';
 import { positiveIntFromEnv } from './env.js';
 import { CONNECTIONS } from './load.js';
 import { auditTrafficLog, type LogAudit } from './log-audit.js';
@@ -54,6 +54,8 @@ interface CrashRound {
   missing: number;
   /** `missing` in milliseconds of traffic at `rate`. */
   missingMs: number;
+  /** The most answers in any MAX_WRITE_DELAY_MS of the run: what the bound lets a crash lose. */
+  busiestWindow: number;
   /** How long before the kill the earliest and the latest missing transactions were answered, ms (0: none missing). */
   oldestMissingMs: number;
   newestMissingMs: number;
@@ -90,6 +92,7 @@ async function crashRound(mode: Mode, setup: TargetSetup, dir: string, seconds: 
     answered: load.answers.length,
     missing: missingAnswers.length,
     missingMs: rate > 0 ? (missingAnswers.length * 1_000) / rate : 0,
+    busiestWindow: busiestSpan(load.answers, MAX_WRITE_DELAY_MS),
     oldestMissingMs: killedAt - oldest,
     newestMissingMs: killedAt - newest,
     queueFull: audit.notStored.get('queue-full') ?? 0,
@@ -105,6 +108,7 @@ function describeRound(round: CrashRound): string {
     `${round.rate.toFixed(0).padStart(5)} req/s at the kill`,
     `answered ${round.answered}`,
     `missing ${round.missing} = ${round.missingMs.toFixed(1)} ms of traffic`,
+    `busiest ${MAX_WRITE_DELAY_MS} ms: ${round.busiestWindow} answers`,
     `missing answered ${round.oldestMissingMs.toFixed(0)} to ${round.newestMissingMs.toFixed(0)} ms before the kill`,
     `queue-full ${round.queueFull}`,
     `links ${audit.links}, bad ${audit.badLinks.length}`,
@@ -114,7 +118,7 @@ function describeRound(round: CrashRound): string {
   if (load.non200 > 0) parts.push(`${load.non200} non-200 answers`);
   if (load.withoutId > 0) parts.push(`${load.withoutId} answers WITHOUT a correlation id`);
   if (audit.unreadableLines.length > 0) parts.push(`${audit.unreadableLines.length} UNREADABLE log lines`);
-  if (round.missingMs > MAX_WRITE_DELAY_MS) parts.push(`OVER the ${MAX_WRITE_DELAY_MS} ms bound`);
+  if (round.missing > round.busiestWindow) parts.push(`OVER the bound: more than the busiest ${MAX_WRITE_DELAY_MS} ms answered`);
   const details = [
     ...audit.badLinks.slice(0, BAD_LINKS_SHOWN).map((problem) => `bad link: ${problem}`),
     ...audit.unreadableLines.map((line) => `unreadable: ${line}`),
@@ -131,20 +135,21 @@ interface ModeResult {
 
 function summaryTable(results: ModeResult[]): string {
   const lines = results.map(({ mode, rounds, error }) => {
-    if (error !== undefined || rounds.length === 0) return [mode.name, '-', '-', '-', '-', '-', '-', 'FAILED'];
+    if (error !== undefined || rounds.length === 0) return [mode.name, '-', '-', '-', '-', '-', '-', '-', 'FAILED'];
     const of = (value: (round: CrashRound) => number): number => median(rounds.map(value));
     return [
       mode.name,
       of((round) => round.rate).toFixed(0),
       of((round) => round.missing).toFixed(0),
       of((round) => round.missingMs).toFixed(1),
+      of((round) => round.busiestWindow).toFixed(0),
       of((round) => round.oldestMissingMs).toFixed(0),
       of((round) => round.queueFull).toFixed(0),
       of((round) => round.audit.badLinks.length).toFixed(0),
       rounds.map((round) => `${round.missing}/${round.missingMs.toFixed(0)}`).join(' '),
     ];
   });
-  const header = ['mode', 'req/s', 'missing', 'ms of traffic', 'oldest missing ms', 'queue-full', 'bad links', 'rounds (missing/ms)'];
+  const header = ['mode', 'req/s', 'missing', 'ms of traffic', `busiest ${MAX_WRITE_DELAY_MS} ms`, 'oldest missing ms', 'queue-full', 'bad links', 'rounds (missing/ms)'];
   return table(header, lines);
 }
 
@@ -217,7 +222,8 @@ async function main(): Promise<void> {
     [
       'Medians over the rounds. "req/s": whole answers per second in the last second before the kill. "missing":',
       'transactions a client read a whole response for (by X-Correlation-ID) with no transactionSummary line in the',
-      'traffic log after the kill; "ms of traffic": missing / req/s. "oldest missing ms": how long before the kill the',
+      `traffic log after the kill; "ms of traffic": missing / req/s. "busiest ${MAX_WRITE_DELAY_MS} ms": the most answers in any`,
+      `${MAX_WRITE_DELAY_MS} ms of the run, what the bound lets a crash lose. "oldest missing ms": how long before the kill the`,
       'earliest missing one was answered. "queue-full": logged transactions whose bodies were not stored because the',
       `payload writer was over maxWriteDelayMs (${MAX_WRITE_DELAY_MS} ms) behind. "bad links": payload links in the log whose file is`,
       'missing, or whose size (packed: range) does not match the recorded bytes.',
