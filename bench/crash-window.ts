@@ -1,6 +1,6 @@
 // npm run bench:crash -- what a SIGKILL under load loses: answered transactions missing from the traffic log.
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -200,14 +200,22 @@ async function main(): Promise<void> {
       const dir = join(scratch, `${result.mode.short}-${round}`);
       await mkdir(dir);
       const prefix = `round ${round}/${rounds}  ${result.mode.name.padEnd(nameWidth)}`;
+      let keep = false;
       try {
         const measured = await crashRound(result.mode, setup, dir, seconds);
         result.rounds.push(measured);
         console.log(`${prefix}  ${describeRound(measured)}`);
+        keep = measured.audit.unreadableLines.length > 0 || measured.audit.badLinks.length > 0;
       } catch (error) {
         result.error = (error as Error).message;
         console.log(`${prefix}  FAILED: ${result.error}`);
-      } finally {
+      }
+      if (keep) {
+        // Out of the scratch folder, which goes when the bench ends.
+        const kept = await mkdtemp(join(tmpdir(), `tollgate-crash-kept-${result.mode.short}-`));
+        await rename(dir, join(kept, 'round'));
+        console.log(`      kept for inspection: ${join(kept, 'round')}`);
+      } else {
         await rm(dir, { recursive: true, force: true });
       }
       if (!backend.alive()) throw new Error('the demo back end exited; no further rounds are meaningful');
