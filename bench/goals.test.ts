@@ -5,7 +5,7 @@ import { summarize, type RoundResult, type Row, type Summary } from './summary.j
 import { benchTargets, type TargetId, type TargetSetup } from './targets.js';
 
 const setup: TargetSetup = {
-  backend: { url: 'http://127.0.0.1:1', processGroup: 1, alive: () => true, stop: async () => {} },
+  backend: { url: 'http://127.0.0.1:1', processGroup: 1, alive: () => true, output: () => '', stop: async () => {}, kill: async () => {} },
   backendPort: 1,
   pinning: { description: 'unpinned', server: (argv) => argv },
   nginxBinary: undefined,

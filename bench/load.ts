@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { findExecutable, runCommand } from './processes.js';
 
-const CONNECTIONS = 50;
+export const CONNECTIONS = 50;
 
 /** 'get' asks GET /hello; 'post' sends POST_BODY to /echo. */
 export type Scenario = 'get' | 'post';
 
 const POST_BODY_BYTES = 1024;
-const POST_BODY = `{"data":"${'x'.repeat(POST_BODY_BYTES - '{"data":""}'.length)}"}`;
-const POST_CONTENT_TYPE = 'application/json';
+export const POST_BODY = `{"data":"${'x'.repeat(POST_BODY_BYTES - '{"data":""}'.length)}"}`;
+export const POST_CONTENT_TYPE = 'application/json';
 
 export interface LoadResult {
   /** Requests answered (any status); requests still in flight when the run ends are not counted. */

@@ -23,7 +23,11 @@ export interface RunningServer {
   /** The server's process group (its pid: it leads the group), which holds any processes it forks. */
   processGroup: number;
   alive(): boolean;
+  /** The tail of what it printed (stdout and stderr). */
+  output(): string;
   stop(): Promise<void>;
+  /** SIGKILL to the whole process group, as a crash would: nothing gets to clean up. Resolves once it exited. */
+  kill(): Promise<void>;
 }
 
 const running = new Set<ChildProcess>();
@@ -143,6 +147,14 @@ export async function startServer(spec: ServerSpec): Promise<RunningServer> {
     }
     running.delete(child);
   };
+  const kill = async (): Promise<void> => {
+    if (!hasExited(child) && spawnError === undefined) {
+      const exited = once(child, 'exit');
+      signalGroup(child, 'SIGKILL');
+      await exited;
+    }
+    running.delete(child);
+  };
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!ready) {
@@ -163,5 +175,12 @@ export async function startServer(spec: ServerSpec): Promise<RunningServer> {
   }
 
   // Ready means spawned, so the pid is known.
-  return { url: `http://127.0.0.1:${spec.port}`, processGroup: child.pid!, alive: () => !hasExited(child), stop };
+  return {
+    url: `http://127.0.0.1:${spec.port}`,
+    processGroup: child.pid!,
+    alive: () => !hasExited(child),
+    output: () => output,
+    stop,
+    kill,
+  };
 }

@@ -22,7 +22,8 @@ export function formatRound({ load, serverCpuUs, backendCpuUs, backlog }: RoundR
   return parts.join('  ');
 }
 
-function table(header: string[], lines: string[][]): string {
+/** Columns padded to their widest cell: the first left-aligned, the others right-aligned. */
+export function table(header: string[], lines: string[][]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => (line[column] ?? '').length)));
   const format = (cells: string[]): string =>
     cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');

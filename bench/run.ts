@@ -5,6 +5,7 @@ import { arch, availableParallelism, cpus, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backlogAtEnd } from './backlog.js';
 import { CPU_SAMPLING_AVAILABLE, groupCpuSeconds, microsPerRequest } from './cpu.js';
+import { positiveIntFromEnv } from './env.js';
 import { createLoadTool, type LoadTool } from './load.js';
 import { setUpPinning } from './pinning.js';
 import { findExecutable, freePort, killAllChildren, startServer, type RunningServer } from './processes.js';
@@ -14,14 +15,6 @@ import { benchTargets, parseOnly, selectTargets, type Target } from './targets.j
 import { assertTollgateBuilt, demoBackendArgv } from './tollgate.js';
 
 const WARMUP_SECONDS = 3;
-
-function positiveIntFromEnv(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive whole number, not ${text}`);
-  return value;
-}
 
 function nginxVersion(binary: string): string {
   // nginx prints its version to stderr.

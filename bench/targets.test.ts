@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { benchTargets, parseOnly, selectTargets, TARGET_IDS, type TargetSetup } from './targets.js';
 
 const setup: TargetSetup = {
-  backend: { url: 'http://127.0.0.1:1', processGroup: 1, alive: () => true, stop: async () => {} },
+  backend: { url: 'http://127.0.0.1:1', processGroup: 1, alive: () => true, output: () => '', stop: async () => {}, kill: async () => {} },
   backendPort: 1,
   pinning: { description: 'unpinned', server: (argv) => argv },
   nginxBinary: '/usr/sbin/nginx',

@@ -57,9 +57,10 @@ function benchScript(name: string, script: string, setup: TargetSetup): (dir: st
   };
 }
 
-type TollgateMode = 'log off' | 'log on' | 'payloads on' | 'payloads packed';
+export type TollgateMode = 'log off' | 'log on' | 'payloads on' | 'payloads packed';
 
-function tollgate(mode: TollgateMode, setup: TargetSetup): (dir: string) => Promise<RunningServer> {
+/** Starts Tollgate in `mode` on the demo back end, its files under the given folder. */
+export function tollgate(mode: TollgateMode, setup: TargetSetup): (dir: string) => Promise<RunningServer> {
   // Every mode sets both variables, so overrides in the caller's environment cannot leak in.
   const env: Record<TollgateMode, NodeJS.ProcessEnv> = {
     'log off': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'none', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
