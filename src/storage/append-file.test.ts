@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -76,5 +76,15 @@ describe('an append-only file', () => {
     expect(file.append(Buffer.from('c'))).toBe(true);
     await file.close();
     expect((await filesIn()).get('log.log')).toBe(`${'a'.repeat(20)}c`);
+  });
+});
+
+describe('a file of lines', () => {
+  it('ends a line a crash cut short before it appends, so the next line starts whole', async () => {
+    await writeFile(join(dir, 'log.log'), '{"whole":1}\n{"cut');
+    const file = new AppendFile({ target: { naming: rollingNames(dir, 'log', '.log'), maxBytes: 1024 }, maxPendingBytes: 1024, lines: true, events });
+    file.append(Buffer.from('{"next":2}\n'));
+    await file.close();
+    expect((await filesIn()).get('log.log')).toBe('{"whole":1}\n{"cut\n{"next":2}\n');
   });
 });

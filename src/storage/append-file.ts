@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, statSync, write, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, write, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -42,6 +42,8 @@ export interface AppendFileOptions {
   target: { naming: FileNaming; maxBytes: number } | { fd: number; name: string };
   /** Bytes that may wait for the disk; past it, appends are refused. */
   maxPendingBytes: number;
+  /** A file of lines: one found ending mid-line (a crash cut the last write) is ended before anything is appended. */
+  lines?: boolean;
   events: AppendFileEvents;
 }
 
@@ -314,16 +316,23 @@ export class AppendFile {
     this.#path = path;
     try {
       mkdirSync(dirname(path), { recursive: true });
-      this.#fd = openSync(path, 'a');
+      this.#fd = openSync(path, 'a+');
       const info = fstatSync(this.#fd);
       this.#inode = info.ino;
       this.#size = info.size;
       this.#nextPathCheck = performance.now() + CHECK_PATH_MS;
       this.options.events.written(path, 0);
+      if (this.options.lines === true && this.#size > 0 && !this.#endsWithNewline()) this.#wrote(writeSync(this.#fd, '\n'));
     } catch (error) {
       this.#fd = -1;
       this.options.events.error(error as Error);
     }
+  }
+
+  #endsWithNewline(): boolean {
+    const last = Buffer.alloc(1);
+    readSync(this.#fd, last, 0, 1, this.#size - 1);
+    return last[0] === 0x0a;
   }
 
   #closeFile(): void {

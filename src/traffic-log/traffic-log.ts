@@ -90,5 +90,5 @@ export function openTrafficLog({ config, group, instance, formatter, events, onD
     config.output === 'stdout'
       ? { fd: 1, name: 'standard output' }
       : { naming: rollingNames(resolve(config.directory), `${group}_${instance}_traffic`, '.log'), maxBytes: config.maxFileSizeMb * MB };
-  return new TrafficLog(formatter, new AppendFile({ target, maxPendingBytes: MAX_PENDING_BYTES, events }), onDrop);
+  return new TrafficLog(formatter, new AppendFile({ target, maxPendingBytes: MAX_PENDING_BYTES, lines: true, events }), onDrop);
 }
