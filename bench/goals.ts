@@ -3,6 +3,9 @@ import type { TargetId } from './targets.js';
 
 export const formatRatio = (value: number): string => `${value.toFixed(2)}x`;
 
+/** Below this share of bodies stored, a payload row's speed is bought by giving bodies up: it meets no goal. */
+export const BODIES_STORED_TO_COUNT = 0.99;
+
 /** A ratio of a Tollgate row to its baseline row (the bare proxy of the same load) in the same run. */
 interface Goal {
   row: TargetId;
@@ -55,7 +58,12 @@ export function goalLines(rows: Row[], summaries: Map<TargetId, Summary>): strin
       continue;
     }
     const ratio = goal.metric === 'req/s' ? measured.requestsPerSec / baseline.requestsPerSec : measured.p99Ms / baseline.p99Ms;
-    lines.push([label, `${formatRatio(ratio)}  ${measured.backlogFailed ? 'NOT met (row FAILED: traffic log backlog)' : verdict(goal, ratio)}`]);
+    let result = verdict(goal, ratio);
+    if (measured.backlogFailed) result = 'NOT met (row FAILED: traffic log backlog)';
+    else if (measured.bodiesStored !== undefined && measured.bodiesStored < BODIES_STORED_TO_COUNT) {
+      result = `NOT met (only ${(measured.bodiesStored * 100).toFixed(1)} % of bodies stored)`;
+    }
+    lines.push([label, `${formatRatio(ratio)}  ${result}`]);
   }
   const width = Math.max(0, ...lines.map(([label]) => label.length));
   return lines.map(([label, result]) => `  ${label.padEnd(width)}  ${result}`);

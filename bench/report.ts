@@ -7,9 +7,10 @@ import type { TargetId } from './targets.js';
 const ROUNDS_TO_QUOTE = 3;
 
 const micros = (value: number | undefined): string => (value === undefined ? '-' : value.toFixed(1));
+export const percent = (share: number): string => `${(share * 100).toFixed(1)} %`;
 
 /** The progress line of one measured run. */
-export function formatRound({ load, serverCpuUs, backendCpuUs, backlog }: RoundResult): string {
+export function formatRound({ load, serverCpuUs, backendCpuUs, backlog, bodiesStored }: RoundResult): string {
   const parts = [
     `${load.requestsPerSec.toFixed(0).padStart(7)} req/s`,
     `p50 ${load.p50Ms.toFixed(2)} ms`,
@@ -19,6 +20,7 @@ export function formatRound({ load, serverCpuUs, backendCpuUs, backlog }: RoundR
   ];
   if (load.failures > 0) parts.push(`${load.failures} FAILED requests`);
   if (backlog !== undefined) parts.push(describeBacklog(backlog));
+  if (bodiesStored !== undefined) parts.push(`bodies stored ${percent(bodiesStored)}`);
   return parts.join('  ');
 }
 
@@ -35,7 +37,7 @@ function resultsTable(rows: Row[], summaries: Map<TargetId, Summary>): string {
   const nginx = summaries.get('nginx');
   const lines = rows.map(({ target }) => {
     const summary = summaries.get(target.id);
-    if (summary === undefined) return [target.name, '-', '-', '-', '-', '-', '-', '-', '-', 'FAILED'];
+    if (summary === undefined) return [target.name, '-', '-', '-', '-', '-', '-', '-', '-', '-', 'FAILED'];
     const baseline = bare[target.scenario];
     return [
       target.name,
@@ -47,10 +49,11 @@ function resultsTable(rows: Row[], summaries: Map<TargetId, Summary>): string {
       baseline === undefined ? '-' : formatRatio(summary.requestsPerSec / baseline.requestsPerSec),
       nginx === undefined || target.scenario !== 'get' ? '-' : formatRatio(summary.requestsPerSec / nginx.requestsPerSec),
       String(summary.failures),
+      summary.bodiesStored === undefined ? '-' : percent(summary.bodiesStored),
       summary.backlogFailed ? 'FAILED' : 'ok',
     ];
   });
-  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'back end µs/req', 'vs bare', 'vs nginx', 'errors', 'row'];
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'back end µs/req', 'vs bare', 'vs nginx', 'errors', 'bodies stored', 'row'];
   return table(header, lines);
 }
 
@@ -70,6 +73,9 @@ function footer(rounds: number, cpuSampled: boolean): string[] {
     'before and right after the measured run. All are medians over the rounds. "vs bare": GET rows against the',
     'bare proxy on GET, POST rows against the bare proxy on the same POST load; "vs nginx": GET rows against',
     'nginx. "errors": non-2xx/3xx answers and socket errors over all rounds.',
+    '"bodies stored" (payload rows): of the bodies that passed, the share stored rather than given up when the payload',
+    'writer fell behind (lowest round, warm-up included); below 99 % a payload row meets no goal: its speed was bought by',
+    'dropping bodies.',
     ...(cpuSampled ? [] : ['The CPU columns are empty: they need Linux /proc.']),
     'Backlog: answered requests (warm-up + measured run, as the load tool counts them) that are not yet in the',
     'traffic log when the load tool finishes: transactionSummary lines in a snapshot of the log files taken then,',

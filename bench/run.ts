@@ -47,7 +47,8 @@ async function measure(
       load,
       serverCpuUs: microsPerRequest(before?.[0], after?.[0], load.requests),
       backendCpuUs: microsPerRequest(before?.[1], after?.[1], load.requests),
-      backlog: logged === undefined ? undefined : backlogAtEnd(warmUp.requests + load.requests, logged, load.requestsPerSec),
+      backlog: logged === undefined ? undefined : backlogAtEnd(warmUp.requests + load.requests, logged.answered, load.requestsPerSec),
+      bodiesStored: logged?.bodiesStored,
     };
   } finally {
     await server.stop();

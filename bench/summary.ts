@@ -11,6 +11,8 @@ export interface RoundResult {
   backendCpuUs?: number;
   /** Rows that write a traffic log only. */
   backlog?: Backlog;
+  /** Rows that store payloads: the share of bodies stored, not given up (warm-up included). */
+  bodiesStored?: number | undefined;
 }
 
 export interface Row {
@@ -29,6 +31,8 @@ export interface Summary {
   backendCpuUs?: number;
   failures: number;
   worstBacklog?: Backlog;
+  /** The lowest share of bodies stored over the rounds. */
+  bodiesStored?: number;
   /** A round left more than the limit unlogged: the row FAILED and its figures meet no goal. */
   backlogFailed: boolean;
 }
@@ -58,6 +62,7 @@ export function summarize(row: Row): Summary | undefined {
     backendCpuUs: medianOfAll(rounds.map((round) => round.backendCpuUs)),
     failures: rounds.reduce((sum, round) => sum + round.load.failures, 0),
     worstBacklog,
+    ...(rounds.every((round) => round.bodiesStored !== undefined) ? { bodiesStored: Math.min(...rounds.map((round) => round.bodiesStored as number)) } : {}),
     backlogFailed: worstBacklog !== undefined && backlogTooLarge(worstBacklog),
   };
 }

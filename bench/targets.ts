@@ -4,7 +4,7 @@ import type { Scenario } from './load.js';
 import { NGINX_ACCESS_LOG, nginxCommand } from './nginx.js';
 import type { Pinning } from './pinning.js';
 import { freePort, startServer, type RunningServer } from './processes.js';
-import { countAnsweredInLog, gatewayArgv, PAYLOAD_DIR, TRAFFIC_LOG_DIR, type PayloadLayout } from './tollgate.js';
+import { countLogged, gatewayArgv, PAYLOAD_DIR, TRAFFIC_LOG_DIR, type Logged, type PayloadLayout } from './tollgate.js';
 
 /** Every row id, in the order the rows are run and printed. */
 export const TARGET_IDS = [
@@ -29,8 +29,8 @@ export interface Target {
   baseline?: TargetId;
   /** Starts the server under test, keeping any files it writes in `dir`. */
   start(dir: string): Promise<RunningServer>;
-  /** Answered transactions in the server's traffic log so far, for rows that write one. */
-  countLogged?(dir: string): Promise<number>;
+  /** What the server's traffic log holds so far, for rows that write one. */
+  countLogged?(dir: string): Promise<Logged>;
   /** A sanity line about what the server wrote to `dir`, read after it stopped. */
   describeOutput?(dir: string): Promise<string>;
 }
@@ -111,7 +111,7 @@ export function benchTargets(setup: TargetSetup): Target[] {
       scenario: 'get',
       baseline: 'bare-get',
       start: tollgate('log on', setup),
-      countLogged: countAnsweredInLog,
+      countLogged,
       describeOutput: describeTrafficLog,
     },
   ];
@@ -136,7 +136,7 @@ export function benchTargets(setup: TargetSetup): Target[] {
       scenario: 'post',
       baseline: 'bare-post',
       start: tollgate('payloads on', setup),
-      countLogged: countAnsweredInLog,
+      countLogged,
       describeOutput: describePayloadRun,
     },
     {
@@ -145,7 +145,7 @@ export function benchTargets(setup: TargetSetup): Target[] {
       scenario: 'post',
       baseline: 'bare-post',
       start: tollgate('payloads packed', setup),
-      countLogged: countAnsweredInLog,
+      countLogged,
       describeOutput: describePayloadRun,
     },
   );

@@ -44,14 +44,27 @@ export async function gatewayArgv(dir: string, port: number, backendUrl: string,
   return [process.execPath, TOLLGATE_BIN, 'gateway', '--config', configPath];
 }
 
-/**
- * Answered transactions in the traffic log under `dir` so far: summary lines, less those whose client
- * went away before its answer (the requests in flight when a load run stops, which no tool counts).
- */
-export async function countAnsweredInLog(dir: string): Promise<number> {
-  const [summaries, abandoned] = await countMarkers(join(dir, TRAFFIC_LOG_DIR), '.log', [
+export interface Logged {
+  /**
+   * Answered transactions in the traffic log: summary lines, less those whose client went away
+   * before its answer (the requests in flight when a load run stops, which no tool counts).
+   */
+  answered: number;
+  /** Of the bodies that passed, the share stored (linked) rather than given up (`...PayloadNotStored`); undefined when none was either. */
+  bodiesStored?: number;
+}
+
+/** What the traffic log under `dir` holds so far. */
+export async function countLogged(dir: string): Promise<Logged> {
+  const [summaries, abandoned, receivedLinks, sentLinks, receivedLost, sentLost] = (await countMarkers(join(dir, TRAFFIC_LOG_DIR), '.log', [
     '"transactionSummary":',
     '"failureReason":"client-aborted-',
-  ]);
-  return summaries! - abandoned!;
+    '"recvPayload":"file:',
+    '"sentPayload":"file:',
+    '"recvPayloadNotStored":"',
+    '"sentPayloadNotStored":"',
+  ])) as [number, number, number, number, number, number];
+  const stored = receivedLinks + sentLinks;
+  const lost = receivedLost + sentLost;
+  return { answered: summaries - abandoned, ...(stored + lost > 0 ? { bodiesStored: stored / (stored + lost) } : {}) };
 }

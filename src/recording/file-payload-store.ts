@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DiskQuota } from '../storage/disk-quota.js';
 import type { PayloadNotStored } from './record.js';
@@ -26,15 +26,30 @@ function setOutcome(placement: Placement, outcome: Placement['leg']['recvPayload
  */
 export class FilePayloadStore implements PayloadStore {
   readonly directory: string;
+  readonly #directoryUrl: string;
   readonly #writer: PayloadWriter;
+  /** The minute folder of the last transaction stored: most transactions share it. */
+  #minute = -1;
+  #folder = '';
 
   constructor(readonly options: FilePayloadStoreOptions) {
     this.directory = resolve(options.directory);
+    this.#directoryUrl = pathToFileURL(this.directory).href;
     this.#writer = new PayloadWriter({ maxDelayMs: options.maxDelayMs, maxQueuedBytes: options.maxQueuedBytes, onError: options.onError });
   }
 
+  /** `<YYYY-MM-DD>/<HH.mm>` of the transaction's minute. */
+  #folderOf(transaction: Transaction): string {
+    const minute = Math.floor(transaction.startedAt / 60_000);
+    if (minute !== this.#minute) {
+      this.#minute = minute;
+      this.#folder = payloadFolder(transaction.startedAt);
+    }
+    return this.#folder;
+  }
+
   #path(transaction: Transaction, legIndex: number, direction: Direction): string {
-    return join(this.directory, payloadFolder(transaction.startedAt), `${transaction.id}-${legIndex}-${direction}`);
+    return `${this.directory}/${this.#folderOf(transaction)}/${transaction.id}-${legIndex}-${direction}`;
   }
 
   spillPath(transaction: Transaction, legIndex: number, direction: Direction): string {
@@ -99,11 +114,12 @@ export class FilePayloadStore implements PayloadStore {
   #counted(transaction: Transaction, bytes: number): void {
     if (bytes === 0 || this.options.quota === null) return;
     const minute = Math.floor(transaction.startedAt / 60_000) * 60_000;
-    this.options.quota.folderWritten(join(this.directory, payloadFolder(transaction.startedAt)), minute, bytes);
+    this.options.quota.folderWritten(`${this.directory}/${this.#folderOf(transaction)}`, minute, bytes);
   }
 
+  /** The link of a file below the directory: the directory's URL and the rest, which needs no escaping. */
   #stored(path: string, body: BodyToStore): Placement['leg']['recvPayload'] {
-    return { link: pathToFileURL(path).href, bytes: body.bytes, truncated: body.truncated };
+    return { link: this.#directoryUrl + path.slice(this.directory.length), bytes: body.bytes, truncated: body.truncated };
   }
 
   reopen(): void {
