@@ -1,5 +1,4 @@
 // npm run bench:crash -- what a SIGKILL under load loses: answered transactions missing from the traffic log.
-import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { positiveIntFromEnv } from './env.js';
 import { CONNECTIONS } from './load.js';
 import { auditTrafficLog, type LogAudit } from './log-audit.js';
 import { setUpPinning } from './pinning.js';
-import { freePort, killAllChildren, startServer, type RunningServer } from './processes.js';
+import { freePort, scratchDirectory, startServer, type RunningServer } from './processes.js';
 import { table } from './report.js';
 import { median } from './summary.js';
 import { tollgate, type TargetSetup, type TollgateMode } from './targets.js';
@@ -168,12 +167,7 @@ async function main(): Promise<void> {
   const modes = selectModes(process.env.BENCH_ONLY);
   await assertTollgateBuilt();
 
-  const scratch = await mkdtemp(join(tmpdir(), 'tollgate-crash-'));
-  process.on('exit', () => {
-    killAllChildren();
-    rmSync(scratch, { recursive: true, force: true });
-  });
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(signal, () => process.exit(code));
+  const scratch = await scratchDirectory('tollgate-crash-');
 
   const pinning = setUpPinning(availableParallelism());
   const backendPort = await freePort();

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { connect, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 
@@ -50,6 +52,17 @@ function hasExited(child: ChildProcess): boolean {
 export function killAllChildren(): void {
   for (const child of running) signalGroup(child, 'SIGKILL');
   running.clear();
+}
+
+/** A scratch directory for a harness run; it and every server still running go when the harness exits, Ctrl-C included. */
+export async function scratchDirectory(prefix: string): Promise<string> {
+  const scratch = await mkdtemp(join(tmpdir(), prefix));
+  process.on('exit', () => {
+    killAllChildren();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(signal, () => process.exit(code));
+  return scratch;
 }
 
 export function findExecutable(name: string): string | undefined {

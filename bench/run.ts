@@ -1,14 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { arch, availableParallelism, cpus, platform, tmpdir } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
+import { arch, availableParallelism, cpus, platform } from 'node:os';
 import { join } from 'node:path';
 import { backlogAtEnd } from './backlog.js';
 import { CPU_SAMPLING_AVAILABLE, groupCpuSeconds, microsPerRequest } from './cpu.js';
 import { positiveIntFromEnv } from './env.js';
 import { createLoadTool, type LoadTool } from './load.js';
 import { setUpPinning } from './pinning.js';
-import { findExecutable, freePort, killAllChildren, startServer, type RunningServer } from './processes.js';
+import { findExecutable, freePort, scratchDirectory, startServer, type RunningServer } from './processes.js';
 import { formatReport, formatRound } from './report.js';
 import type { RoundResult, Row } from './summary.js';
 import { benchTargets, parseOnly, selectTargets, type Target } from './targets.js';
@@ -62,12 +61,7 @@ async function main(): Promise<void> {
   const only = parseOnly(process.env.BENCH_ONLY);
   await assertTollgateBuilt();
 
-  const scratch = await mkdtemp(join(tmpdir(), 'tollgate-bench-'));
-  process.on('exit', () => {
-    killAllChildren();
-    rmSync(scratch, { recursive: true, force: true });
-  });
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(signal, () => process.exit(code));
+  const scratch = await scratchDirectory('tollgate-bench-');
 
   // Read before pinning: afterwards this process only sees the load core.
   const cores = availableParallelism();

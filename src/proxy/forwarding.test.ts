@@ -5,7 +5,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { baseConfig, deadPort, type Backend } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction, delay, eventually, rawExchange, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
+import { delay, eventually, rawExchange, type GatewayProcess } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture();
 
@@ -18,12 +18,6 @@ function startGateway(target: string | string[], overrides: Record<string, any> 
   return fixture.start(baseConfig(fixture.workspace, target, overrides));
 }
 
-async function transactionsAfterStop(count: number): Promise<Map<string, TransactionLines>> {
-  await fixture.gateway?.stop();
-  const transactions = byTransaction(await fixture.workspace.logLines());
-  expect(transactions.size).toBe(count);
-  return transactions;
-}
 
 async function getText(url: string): Promise<{ status: number; text: string; id: string }> {
   const response = await request(url);
@@ -64,7 +58,7 @@ describe('forwarding to the back end', () => {
     const gw = await startGateway(early.url);
     const { status, text, id } = await getText(`${gw.url}/api/page`);
     expect([status, text]).toEqual([200, 'final']);
-    const transaction = (await transactionsAfterStop(1)).get(id)!;
+    const transaction = (await fixture.transactionsAfterStop(1)).get(id)!;
     expect(transaction.summary).toMatchObject({ httpStatus: 200, failureReason: null });
   });
 
@@ -165,7 +159,7 @@ describe('forwarding to the back end', () => {
       '/api/v2x': 'v1 /v2x',
     });
 
-    const transactions = [...(await transactionsAfterStop(4)).values()];
+    const transactions = [...(await fixture.transactionsAfterStop(4)).values()];
     expect(transactions.map((transaction) => [transaction.summary.path, transaction.summary.apiId])).toEqual([
       ['/api/v2/pets', 'api-v2'],
       ['/api/v2', 'api-v2'],
@@ -192,7 +186,7 @@ describe('forwarding to the back end', () => {
     expect(answers.map((answer) => [answer.status, answer.text])).toEqual(Array(4).fill([200, 'live']));
     expect(live.seen).toHaveLength(4);
 
-    const transactions = await transactionsAfterStop(4);
+    const transactions = await fixture.transactionsAfterStop(4);
     const [first, ...rest] = answers.map((answer) => transactions.get(answer.id)!);
     expect(first!.legs).toHaveLength(3);
     expect(first!.legs[1]).toMatchObject({ finalStatus: 'Error', protocolInfo: { http: { remotePort: String(dead) } } });
@@ -214,7 +208,7 @@ describe('forwarding to the back end', () => {
     const second = await getText(`${gw.url}/api/x`);
     expect([first.text, second.text]).toEqual(['live', 'live']);
 
-    const transactions = await transactionsAfterStop(2);
+    const transactions = await fixture.transactionsAfterStop(2);
     for (const answer of [first, second]) {
       const legs = transactions.get(answer.id)!.legs;
       expect(legs.map((leg) => [leg.protocolInfo.http.remotePort, leg.finalStatus]).slice(1)).toEqual([
@@ -235,7 +229,7 @@ describe('forwarding to the back end', () => {
     expect(response.statusCode).toBe(200);
     expect(await response.body.text()).toBe('200000');
 
-    const transaction = (await transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
+    const transaction = (await fixture.transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
     expect(transaction.legs.map((leg) => leg.finalStatus)).toEqual(['Pass', 'Error', 'Pass']);
     expect(transaction.legs[1]!.protocolInfo.http.bytesSent).toBe(0);
     expect(transaction.legs[2]!.protocolInfo.http.bytesSent).toBe(200_000);
@@ -249,7 +243,7 @@ describe('forwarding to the back end', () => {
 
     expect(response.statusCode).toBe(502);
     expect(live.seen).toHaveLength(0);
-    const transaction = (await transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
+    const transaction = (await fixture.transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
     expect(transaction.legs).toHaveLength(2);
     expect(transaction.legs[1]!.finalStatus).toBe('Error');
     expect(transaction.summary).toMatchObject({ status: 'exception', failureReason: 'upstream-connect-failed', httpStatus: 502 });
@@ -277,7 +271,7 @@ describe('forwarding to the back end', () => {
     expect(seen.headers['transfer-encoding']).toBe('chunked');
     expect(seen.headers).not.toHaveProperty('content-length');
     expect(seen.bodyBytes).toBe(first.length + second.length);
-    const transaction = (await transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
+    const transaction = (await fixture.transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
     expect(transaction.legs[0]!.protocolInfo.http.bytesReceived).toBe(first.length + second.length);
     expect(transaction.legs[1]!.protocolInfo.http.bytesSent).toBe(first.length + second.length);
   });

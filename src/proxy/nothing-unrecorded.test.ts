@@ -1,5 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
@@ -74,10 +75,20 @@ function correlationIdOf(head: string): string {
   return id;
 }
 
-/** Stops the gateway and returns its transactions, in the order they were recorded. */
-async function transactionsAfterStop(): Promise<TransactionLines[]> {
-  expect(await fixture.gateway?.stop()).toBe(0);
-  return [...byTransaction(await fixture.workspace.logLines()).values()];
+
+/** A back end that keeps each request body it receives and answers with `answer`. */
+async function bodyCollectingBackend(answer: (request: IncomingMessage, body: string) => string): Promise<{ bodies: string[]; backend: Backend }> {
+  const bodies: string[] = [];
+  const backend = await fixture.backend((request, response) => {
+    let body = '';
+    request.setEncoding('latin1');
+    request.on('data', (chunk: string) => (body += chunk));
+    request.on('end', () => {
+      bodies.push(body);
+      response.end(answer(request, body));
+    });
+  });
+  return { bodies, backend };
 }
 
 /** The transactions by request path (each path is requested once per test). */
@@ -102,7 +113,7 @@ describe('pipelined requests', () => {
 
     // Nothing is left in flight, so the stop does not wait for shutdownTimeoutMs (10 s).
     const stopStarted = performance.now();
-    const transactions = await transactionsAfterStop();
+    const transactions = [...(await fixture.transactionsAfterStop()).values()];
     expect(performance.now() - stopStarted).toBeLessThan(3_000);
     expect(gw.stderr).toMatch(/stopping: 0 request\(s\) in flight/);
     expect(gw.stderr).not.toMatch(/still in flight/);
@@ -135,7 +146,7 @@ describe('pipelined requests', () => {
     expect(responses[0]!.head).toMatch(/\r\nConnection: close\r\n/i);
     expect(responses[0]!.body).toBe('GET /first');
 
-    const transactions = await transactionsAfterStop();
+    const transactions = [...(await fixture.transactionsAfterStop()).values()];
     expect(backend.seen.map((seen) => seen.url)).toEqual(['/first']);
     expect(transactions).toHaveLength(2);
     const first = byPath(transactions).get('/api/first');
@@ -170,7 +181,7 @@ describe('pipelined requests', () => {
     const responses = client.responses();
     expect(responses).toHaveLength(1);
     expect(responses[0]!.body).toBe('part one, part 2');
-    const transactions = byPath(await transactionsAfterStop());
+    const transactions = byPath([...(await fixture.transactionsAfterStop()).values()]);
     expect(backend.seen.map((seen) => seen.url)).toEqual(['/first']);
     expect(transactions.get('/api/first')!.summary).toMatchObject({ httpStatus: 200, status: 'success', failureReason: null });
     expect(transactions.get('/api/second')!.summary).toMatchObject({ httpStatus: 0, failureReason: 'client-aborted-request' });
@@ -192,7 +203,7 @@ describe('pipelined requests', () => {
     client.socket.end();
     await client.closed;
 
-    const transactions = await transactionsAfterStop();
+    const transactions = [...(await fixture.transactionsAfterStop()).values()];
     expect(backend.seen.map((seen) => seen.url)).toEqual(['/one', '/two']);
     expect(transactions.map((transaction) => transaction.lines[0]!.correlationId)).toEqual(responses.map((response) => correlationIdOf(response.head)));
     expect(transactions.map((transaction) => [transaction.summary.path, transaction.summary.httpStatus, transaction.summary.failureReason])).toEqual([
@@ -222,7 +233,7 @@ describe('an Upgrade other than WebSocket', () => {
     client.socket.end();
     await client.closed;
 
-    const transactions = await transactionsAfterStop();
+    const transactions = [...(await fixture.transactionsAfterStop()).values()];
     const seen = backend.seen[0]!;
     expect(seen.headers.upgrade).toBeUndefined();
     expect(seen.headers['http2-settings']).toBeUndefined();
@@ -237,16 +248,7 @@ describe('an Upgrade other than WebSocket', () => {
   });
 
   it('proxies a POST offering h2c with its body intact', async () => {
-    const bodies: string[] = [];
-    const backend = await fixture.backend((request, response) => {
-      let body = '';
-      request.setEncoding('latin1');
-      request.on('data', (chunk: string) => (body += chunk));
-      request.on('end', () => {
-        bodies.push(body);
-        response.end(`got ${body.length} bytes`);
-      });
-    });
+    const { bodies, backend } = await bodyCollectingBackend((_, body) => `got ${body.length} bytes`);
     await startGateway(backend.url);
     const body = '{"name":"Rex","kind":"dog"}';
     const client = await RawClient.open(fixture.gateway!.url);
@@ -258,7 +260,7 @@ describe('an Upgrade other than WebSocket', () => {
     client.socket.end();
     await client.closed;
 
-    const [transaction] = await transactionsAfterStop();
+    const [transaction] = [...(await fixture.transactionsAfterStop()).values()];
     expect(bodies).toEqual([body]);
     expect(backend.seen[0]).toMatchObject({ method: 'POST', url: '/pets' });
     expect(backend.seen[0]!.headers.upgrade).toBeUndefined();
@@ -268,23 +270,15 @@ describe('an Upgrade other than WebSocket', () => {
     expect(transaction!.legs[0]!.protocolInfo.http.bytesReceived).toBe(body.length);
     expect(transaction!.legs[1]!.protocolInfo.http.bytesSent).toBe(body.length);
   });
-  it.skipIf(spawnSync('curl', ['--version']).status !== 0)('answers curl --http2 over HTTP/1.1, with the POST body at the back end', async () => {
-    const bodies: string[] = [];
-    const backend = await fixture.backend((request, response) => {
-      let body = '';
-      request.setEncoding('latin1');
-      request.on('data', (chunk: string) => (body += chunk));
-      request.on('end', () => {
-        bodies.push(body);
-        response.end(`${request.method} ${request.url} ${body}`);
-      });
-    });
+  it('answers curl --http2 over HTTP/1.1, with the POST body at the back end', async () => {
+    expect(spawnSync('curl', ['--version']).status, 'this test runs curl: install it (Debian package curl)').toBe(0);
+    const { bodies, backend } = await bodyCollectingBackend((request, body) => `${request.method} ${request.url} ${body}`);
     const gw = await startGateway(backend.url);
     const { stdout } = await promisify(execFile)('curl', ['--http2', '-sS', '-i', '--data-binary', 'a=1&b=2', `${gw.url}/api/form`]);
 
     expect(stdout).toMatch(/^HTTP\/1.1 200 OK\r\n/);
     expect(stdout.endsWith('\r\n\r\nPOST /form a=1&b=2')).toBe(true);
-    const [transaction] = await transactionsAfterStop();
+    const [transaction] = [...(await fixture.transactionsAfterStop()).values()];
     expect(bodies).toEqual(['a=1&b=2']);
     expect(backend.seen[0]!.headers.upgrade).toBeUndefined();
     expect(transaction!.summary).toMatchObject({ method: 'POST', httpStatus: 200, upgraded: false, failureReason: null });
@@ -300,7 +294,7 @@ describe('CONNECT', () => {
     expect(answer).toMatch(/^HTTP\/1.1 405 Method Not Allowed\r\n/);
     expect(answer).toMatch(/\r\nConnection: close\r\n/i);
 
-    const transactions = await transactionsAfterStop();
+    const transactions = [...(await fixture.transactionsAfterStop()).values()];
     expect(backend.seen).toEqual([]);
     expect(transactions).toHaveLength(1);
     expect(transactions[0]!.lines[0]!.correlationId).toBe(correlationIdOf(answer));

@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { baseConfig, unansweredPort } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
+import type { GatewayProcess } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture();
 
@@ -16,12 +16,6 @@ function startGateway(target: string, overrides: Record<string, any> = {}): Prom
   return fixture.start(baseConfig(fixture.workspace, target, overrides));
 }
 
-async function onlyTransactionAfterStop(): Promise<TransactionLines> {
-  await fixture.gateway?.stop();
-  const transactions = byTransaction(await fixture.workspace.logLines());
-  expect(transactions.size).toBe(1);
-  return [...transactions.values()][0]!;
-}
 
 describe('back-end timeouts', () => {
   it('answers 504 upstream-connect-timeout after connectMs when the back end never accepts the connection', async () => {
@@ -40,7 +34,7 @@ describe('back-end timeouts', () => {
     expect(elapsed).toBeGreaterThanOrEqual(connectMs - EARLY_MS);
     expect(elapsed).toBeLessThan(connectMs + LATE_MS);
 
-    const transaction = await onlyTransactionAfterStop();
+    const transaction = await fixture.onlyTransactionAfterStop();
     expect(transaction.lines[0]!.correlationId).toBe(body.correlationId);
     expect(transaction.summary).toMatchObject({ status: 'exception', failureReason: 'upstream-connect-timeout', httpStatus: 504 });
     expect(transaction.legs).toHaveLength(2);
@@ -63,7 +57,7 @@ describe('back-end timeouts', () => {
     expect(elapsed).toBeGreaterThanOrEqual(responseHeadersMs - EARLY_MS);
     expect(elapsed).toBeLessThan(responseHeadersMs + LATE_MS);
     expect(slow.seen).toHaveLength(1);
-    const transaction = await onlyTransactionAfterStop();
+    const transaction = await fixture.onlyTransactionAfterStop();
     expect(transaction.summary).toMatchObject({ status: 'exception', failureReason: 'upstream-headers-timeout', httpStatus: 504 });
     expect(transaction.legs[1]).toMatchObject({ finalStatus: 'Error', timeToHeaders: null });
   });
@@ -85,7 +79,7 @@ describe('back-end timeouts', () => {
 
     expect(elapsed).toBeGreaterThanOrEqual(idleMs - EARLY_MS);
     expect(elapsed).toBeLessThan(idleMs + LATE_MS);
-    const transaction = await onlyTransactionAfterStop();
+    const transaction = await fixture.onlyTransactionAfterStop();
     expect(transaction.lines[0]!.correlationId).toBe(response.headers['x-correlation-id']);
     expect(transaction.summary).toMatchObject({ status: 'exception', failureReason: 'upstream-idle-timeout', httpStatus: 200 });
     expect(transaction.legs.map((leg) => leg.finalStatus)).toEqual(['Error', 'Error']);

@@ -11,12 +11,6 @@ function startGateway(target: string, overrides: Record<string, any> = {}): Prom
   return fixture.start(baseConfig(fixture.workspace, target, overrides));
 }
 
-async function onlyTransactionAfterStop(): Promise<TransactionLines> {
-  await fixture.gateway?.stop();
-  const transactions = byTransaction(await fixture.workspace.logLines());
-  expect(transactions.size).toBe(1);
-  return [...transactions.values()][0]!;
-}
 
 /** The one transaction in the log, once its summary line is there (the gateway keeps running). */
 function loggedTransaction(): Promise<TransactionLines> {
@@ -58,7 +52,7 @@ describe('upstream failures', () => {
     expect(id).toMatch(/^[0-9a-f]{24}$/);
     expect(body).toEqual({ error: 'the back end could not be reached (upstream-connect-failed)', correlationId: id });
 
-    const transaction = await onlyTransactionAfterStop();
+    const transaction = await fixture.onlyTransactionAfterStop();
     expect(transaction.lines[0]!.correlationId).toBe(id);
     expect(transaction.summary).toMatchObject({ status: 'exception', failureReason: 'upstream-connect-failed', httpStatus: 502 });
     expect(transaction.summary.serviceContexts[0].status).toBe('exception');
@@ -77,7 +71,7 @@ describe('upstream failures', () => {
     expect(response.statusCode).toBe(404);
     expect(body).toEqual({ error: 'no API listens on /nowhere/else', correlationId: response.headers['x-correlation-id'] });
     expect(unused.seen).toHaveLength(0);
-    const transaction = await onlyTransactionAfterStop();
+    const transaction = await fixture.onlyTransactionAfterStop();
     expect(transaction.summary).toMatchObject({
       status: 'failure',
       failureReason: 'no-route',
@@ -162,7 +156,7 @@ describe('upstream failures', () => {
     reset();
     await expect(chunks.next()).rejects.toThrow();
 
-    const transaction = await onlyTransactionAfterStop();
+    const transaction = await fixture.onlyTransactionAfterStop();
     expect(transaction.lines[0]!.correlationId).toBe(response.headers['x-correlation-id']);
     expect(transaction.summary).toMatchObject({ status: 'exception', failureReason: 'upstream-reset', httpStatus: 200 });
     expect(transaction.legs[0]!.finalStatus).toBe('Error');

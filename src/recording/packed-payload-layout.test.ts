@@ -55,10 +55,6 @@ function postLinks(transaction: TransactionLines): { request: string; response: 
   return { request: client.recvPayload, response: upstream.recvPayload };
 }
 
-async function transactionsAfterStop(): Promise<Map<string, TransactionLines>> {
-  await fixture.gateway?.stop();
-  return byTransaction(await fixture.workspace.logLines());
-}
 
 describe('packed payload layout', () => {
   it('links a POST and a GET to byte ranges of one .bin file, each body redacted and stored once', async () => {
@@ -69,7 +65,7 @@ describe('packed payload layout', () => {
     const getBody = Buffer.from(await get.body.arrayBuffer());
     const getId = get.headers['x-correlation-id'] as string;
 
-    const transactions = await transactionsAfterStop();
+    const transactions = await fixture.transactionsAfterStop();
     const redacted = Buffer.from(sent.replace('"hunter2"', '"[REDACTED]"'));
     const post = postLinks(transactions.get(postId)!);
     const getLegs = transactions.get(getId)!.legs.map((leg) => leg.protocolInfo);
@@ -100,7 +96,7 @@ describe('packed payload layout', () => {
       bodies.set(await postJson(gw, body), body);
     }
 
-    const transactions = await transactionsAfterStop();
+    const transactions = await fixture.transactionsAfterStop();
     const stored = [...bodies].map(([id, body]) => ({ links: postLinks(transactions.get(id)!), redacted: Buffer.from(body.replace(/"secret-\d+"/, '"[REDACTED]"')) }));
     const files = (await fixture.workspace.payloadFiles()).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     const day = packedLink(stored[0]!.links.request).day;
@@ -126,13 +122,13 @@ describe('packed payload layout', () => {
   it('continues with the next file number after a restart, leaving the files links point to as they were', async () => {
     const firstBody = '{"run":1,"password":"one"}';
     const firstId = await postJson(await startPacked(), firstBody);
-    const firstLinks = postLinks((await transactionsAfterStop()).get(firstId)!);
+    const firstLinks = postLinks((await fixture.transactionsAfterStop()).get(firstId)!);
     const firstFile = packedLink(firstLinks.request).file;
     const firstFileBytes = await readFile(firstFile);
 
     const secondBody = '{"run":2,"password":"two"}';
     const secondId = await postJson(await startPacked(), secondBody);
-    const secondLinks = postLinks((await transactionsAfterStop()).get(secondId)!);
+    const secondLinks = postLinks((await fixture.transactionsAfterStop()).get(secondId)!);
 
     const before = packedLink(firstLinks.request);
     const after = packedLink(secondLinks.request);

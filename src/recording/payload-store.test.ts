@@ -14,12 +14,6 @@ function startWithPayloads(overrides: Record<string, any> = {}): Promise<Gateway
   return fixture.start(config);
 }
 
-async function transactionsAfterStop(count: number) {
-  await fixture.gateway?.stop();
-  const transactions = byTransaction(await fixture.workspace.logLines());
-  expect(transactions.size).toBe(count);
-  return transactions;
-}
 
 describe('payload store', () => {
   it('stores -0-received, -1-sent, -1-received and -0-sent for a POST, with the bytes that passed', async () => {
@@ -30,7 +24,7 @@ describe('payload store', () => {
     expect(await response.body.text()).toBe(body);
     const id = response.headers['x-correlation-id'] as string;
 
-    const transaction = (await transactionsAfterStop(1)).get(id);
+    const transaction = (await fixture.transactionsAfterStop(1)).get(id);
     expect(transaction).toBeDefined();
     const folder = payloadFolder(transaction!.lines[0]!.timestamp);
     expect(await fixture.workspace.payloadFiles()).toEqual(
@@ -54,7 +48,7 @@ describe('payload store', () => {
     const text = await response.body.text();
     const id = response.headers['x-correlation-id'] as string;
 
-    const transaction = (await transactionsAfterStop(1)).get(id)!;
+    const transaction = (await fixture.transactionsAfterStop(1)).get(id)!;
     const folder = payloadFolder(transaction.lines[0]!.timestamp);
     expect(await fixture.workspace.payloadFiles()).toEqual([`${folder}/${id}-0-sent`, `${folder}/${id}-1-received`]);
     expect(await readFile(fixture.workspace.path('payloads', folder, `${id}-1-received`), 'utf8')).toBe(text);
@@ -68,7 +62,7 @@ describe('payload store', () => {
     expect((await response.body.arrayBuffer()).byteLength).toBe(300_000);
     const id = response.headers['x-correlation-id'] as string;
 
-    const transaction = (await transactionsAfterStop(1)).get(id)!;
+    const transaction = (await fixture.transactionsAfterStop(1)).get(id)!;
     const upstream = transaction.legs[1]!;
     expect(upstream.protocolInfo.recvPayloadTruncated).toBe(true);
     expect(upstream.protocolInfo.http.bytesReceived).toBe(300_000);
@@ -79,7 +73,7 @@ describe('payload store', () => {
     const gw = await startWithPayloads({ analytics: { maxPayloadBytes: 10_000_000 } });
     const response = await request(`${gw.url}/api/bytes?n=3000000`);
     expect((await response.body.arrayBuffer()).byteLength).toBe(3_000_000);
-    const transaction = (await transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
+    const transaction = (await fixture.transactionsAfterStop(1)).get(response.headers['x-correlation-id'] as string)!;
     for (const uri of [transaction.legs[1]!.protocolInfo.recvPayload, transaction.legs[0]!.protocolInfo.sentPayload]) {
       const stored = await readFile(fileURLToPath(uri));
       expect(stored.length).toBe(3_000_000);
@@ -96,7 +90,7 @@ describe('payload store', () => {
     const okId = ok.headers['x-correlation-id'] as string;
     const missingId = missing.headers['x-correlation-id'] as string;
 
-    const transactions = await transactionsAfterStop(2);
+    const transactions = await fixture.transactionsAfterStop(2);
     const files = await fixture.workspace.payloadFiles();
     expect(files.some((file) => file.includes(okId))).toBe(false);
     expect(files.filter((file) => file.includes(missingId)).map((file) => file.split('/').pop())).toEqual([
@@ -116,7 +110,7 @@ describe('payload store', () => {
     const off = await request(`${gw.url}/api/pets/3`);
     await off.body.text();
 
-    const transactions = await transactionsAfterStop(2);
+    const transactions = await fixture.transactionsAfterStop(2);
     expect(await fixture.workspace.payloadFiles()).toEqual([]);
     const withHeaders = transactions.get(headersOnly.headers['x-correlation-id'] as string)!;
     expect(withHeaders.legs[1]!.protocolInfo.sentHeader).toMatch(/^POST \/echo HTTP\/1.1\r\n/);
@@ -130,7 +124,7 @@ describe('payload store', () => {
     const gw = await fixture.start(config);
     const response = await request(`${gw.url}/api/echo`, { method: 'POST', body: 'body' });
     await response.body.text();
-    const transactions = await transactionsAfterStop(1);
+    const transactions = await fixture.transactionsAfterStop(1);
     expect(await fixture.workspace.payloadFiles()).toEqual([]);
     const legs = transactions.get(response.headers['x-correlation-id'] as string)!.legs;
     expect(legs[0]!.protocolInfo.recvHeader).toContain('POST /api/echo');

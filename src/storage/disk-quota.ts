@@ -72,6 +72,25 @@ function packedFilesBeingWritten(names: string[]): Set<string> {
   return new Set([...newest.values()].map(({ name }) => name));
 }
 
+/** An async task run once at a time: a call while it runs shares that run. Its errors are reported, never thrown. */
+class OneAtATime {
+  current: Promise<void> | null = null;
+
+  constructor(
+    readonly task: () => Promise<void>,
+    readonly onError: (error: Error) => void,
+  ) {}
+
+  run(): Promise<void> {
+    this.current ??= this.task()
+      .catch(this.onError)
+      .finally(() => {
+        this.current = null;
+      });
+    return this.current;
+  }
+}
+
 /** `2026-11-21/08.15` to epoch ms (UTC). */
 function minuteOf(day: string, minute: string): number {
   return Date.parse(`${day}T${minute.replace('.', ':')}:00Z`);
@@ -89,8 +108,8 @@ function minuteOf(day: string, minute: string): number {
 export class DiskQuota {
   readonly #items = new Map<string, Item>();
   #total = 0;
-  #enforcing: Promise<void> | null = null;
-  #scanning: Promise<void> | null = null;
+  readonly #enforcing = new OneAtATime(() => this.#enforce(), (error) => this.options.events.error(error));
+  readonly #scanning = new OneAtATime(() => this.#rescan(), (error) => this.options.events.error(error));
   #timer: NodeJS.Timeout | null = null;
 
   constructor(readonly options: DiskQuotaOptions) {}
@@ -110,8 +129,8 @@ export class DiskQuota {
   async stop(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
-    await this.#scanning;
-    await this.#enforcing;
+    await this.#scanning.current;
+    await this.#enforcing.current;
   }
 
   /** `bytes` were appended to a file being written. */
@@ -145,12 +164,7 @@ export class DiskQuota {
 
   /** Deletes the oldest deletable items until the total is under the quota; concurrent calls share one run. */
   enforce(): Promise<void> {
-    this.#enforcing ??= this.#enforce()
-      .catch((error: Error) => this.options.events.error(error))
-      .finally(() => {
-        this.#enforcing = null;
-      });
-    return this.#enforcing;
+    return this.#enforcing.run();
   }
 
   async #enforce(): Promise<void> {
@@ -186,12 +200,7 @@ export class DiskQuota {
 
   /** Walks the directories: learns files and folders written by others, forgets what others deleted. */
   rescan(): Promise<void> {
-    this.#scanning ??= this.#rescan()
-      .catch((error: Error) => this.options.events.error(error))
-      .finally(() => {
-        this.#scanning = null;
-      });
-    return this.#scanning;
+    return this.#scanning.run();
   }
 
   async #rescan(): Promise<void> {

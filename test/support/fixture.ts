@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, beforeEach } from 'vitest';
 import { startBackend, startDemo, type Backend } from './backends.js';
 import { assertTrafficLogContract, checkTrafficLogFiles } from './event-log-contract.js';
-import { GatewayProcess, Workspace } from './gateway-process.js';
+import { afterEach, beforeEach, expect } from 'vitest';
+import { byTransaction, GatewayProcess, Workspace, type TransactionLines } from './gateway-process.js';
 
 export interface GatewayFixture {
   /** This test's scratch directory. */
@@ -17,6 +17,10 @@ export interface GatewayFixture {
   start(config: Record<string, any>, env?: NodeJS.ProcessEnv): Promise<GatewayProcess>;
   /** Runs `cleanup` after the test, before the gateway stops: an open WebSocket would hold its shutdown. */
   onCleanup(cleanup: () => Promise<void>): void;
+  /** Stops the gateway started last (it must exit 0) and returns its transactions by correlation id; `count`, when given, is how many there must be. */
+  transactionsAfterStop(count?: number): Promise<Map<string, TransactionLines>>;
+  /** Stops the gateway started last and returns its one transaction. */
+  onlyTransactionAfterStop(): Promise<TransactionLines>;
 }
 
 /** Gives each test of the file a fresh workspace and removes everything it started afterwards. */
@@ -72,6 +76,15 @@ export function useGatewayFixture(options: { demo?: boolean } = {}): GatewayFixt
     },
     onCleanup(cleanup) {
       cleanups.push(cleanup);
+    },
+    async transactionsAfterStop(count) {
+      expect(await gateways.at(-1)?.stop()).toBe(0);
+      const transactions = byTransaction(await workspace.logLines());
+      if (count !== undefined) expect(transactions.size).toBe(count);
+      return transactions;
+    },
+    async onlyTransactionAfterStop() {
+      return [...(await this.transactionsAfterStop(1)).values()][0] as TransactionLines;
     },
   };
 }
