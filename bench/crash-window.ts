@@ -10,11 +10,11 @@ import { positiveIntFromEnv } from './env.js';
 import { CONNECTIONS } from './load.js';
 import { auditTrafficLog, type LogAudit } from './log-audit.js';
 import { setUpPinning } from './pinning.js';
-import { freePort, scratchDirectory, startServer, type RunningServer } from './processes.js';
+import { scratchDirectory, type RunningServer } from './processes.js';
 import { table } from './report.js';
 import { median } from './summary.js';
 import { tollgate, type TargetSetup, type TollgateMode } from './targets.js';
-import { assertTollgateBuilt, demoBackendArgv, TRAFFIC_LOG_DIR } from './tollgate.js';
+import { assertTollgateBuilt, startDemoBackend, TRAFFIC_LOG_DIR } from './tollgate.js';
 
 /** The payload writer's bound in the config the bench runs (the default): the traffic a crash may lose. */
 const MAX_WRITE_DELAY_MS = configSchema.parse({}).trafficLog.payloads.maxWriteDelayMs;
@@ -170,13 +170,7 @@ async function main(): Promise<void> {
   const scratch = await scratchDirectory('tollgate-crash-');
 
   const pinning = setUpPinning(availableParallelism());
-  const backendPort = await freePort();
-  const backend = await startServer({
-    name: 'demo back end',
-    argv: pinning.server(demoBackendArgv(backendPort)),
-    port: backendPort,
-    readyText: `demo back end listening on http://127.0.0.1:${backendPort}`,
-  });
+  const { backend, backendPort } = await startDemoBackend(pinning);
   const setup: TargetSetup = { backend, backendPort, pinning, nginxBinary: undefined };
 
   console.log('Tollgate crash window: answered transactions a SIGKILL under load leaves out of the traffic log');

@@ -7,11 +7,11 @@ import { CPU_SAMPLING_AVAILABLE, groupCpuSeconds, microsPerRequest } from './cpu
 import { positiveIntFromEnv } from './env.js';
 import { createLoadTool, type LoadTool } from './load.js';
 import { setUpPinning } from './pinning.js';
-import { findExecutable, freePort, scratchDirectory, startServer, type RunningServer } from './processes.js';
+import { findExecutable, scratchDirectory, type RunningServer } from './processes.js';
 import { formatReport, formatRound } from './report.js';
 import type { RoundResult, Row } from './summary.js';
 import { benchTargets, parseOnly, selectTargets, type Target } from './targets.js';
-import { assertTollgateBuilt, demoBackendArgv } from './tollgate.js';
+import { assertTollgateBuilt, startDemoBackend } from './tollgate.js';
 
 const WARMUP_SECONDS = 3;
 
@@ -68,13 +68,7 @@ async function main(): Promise<void> {
   const pinning = setUpPinning(cores);
   const tool = await createLoadTool(process.env.BENCH_TOOL || undefined, scratch);
   const nginxBinary = findExecutable('nginx');
-  const backendPort = await freePort();
-  const backend = await startServer({
-    name: 'demo back end',
-    argv: pinning.server(demoBackendArgv(backendPort)),
-    port: backendPort,
-    readyText: `demo back end listening on http://127.0.0.1:${backendPort}`,
-  });
+  const { backend, backendPort } = await startDemoBackend(pinning);
   const targets = selectTargets(benchTargets({ backend, backendPort, pinning, nginxBinary }), only);
   const rows: Row[] = targets.map((target) => ({ target, rounds: [] }));
 

@@ -2,6 +2,8 @@ import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { countMarkers } from './files.js';
+import type { Pinning } from './pinning.js';
+import { freePort, startServer, type RunningServer } from './processes.js';
 
 const TOLLGATE_BIN = 'bin/tollgate';
 export const TRAFFIC_LOG_DIR = 'logs';
@@ -15,8 +17,20 @@ export async function assertTollgateBuilt(): Promise<void> {
   }
 }
 
-export function demoBackendArgv(port: number): string[] {
+function demoBackendArgv(port: number): string[] {
   return [process.execPath, TOLLGATE_BIN, 'demo-backend', '--port', String(port), '--host', '127.0.0.1'];
+}
+
+/** The demo back end on a free port, on the servers' core, for a whole harness run. */
+export async function startDemoBackend(pinning: Pinning): Promise<{ backend: RunningServer; backendPort: number }> {
+  const backendPort = await freePort();
+  const backend = await startServer({
+    name: 'demo back end',
+    argv: pinning.server(demoBackendArgv(backendPort)),
+    port: backendPort,
+    readyText: `demo back end listening on http://127.0.0.1:${backendPort}`,
+  });
+  return { backend, backendPort };
 }
 
 /** How payload files are laid out; 'packed' appends bodies to size-rolled files. Unset: the gateway's default. */
