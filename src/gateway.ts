@@ -51,6 +51,14 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+/** What was given up while the gateway ran, for its last message; empty when nothing was. */
+function dropSummary(logDropped: number, bodiesOverMemory: number): string {
+  const parts: string[] = [];
+  if (logDropped > 0) parts.push(`${logDropped} transaction(s) dropped by the traffic log`);
+  if (bodiesOverMemory > 0) parts.push(`${bodiesOverMemory} body(ies) not stored for analytics.payloadMemoryMb`);
+  return parts.length === 0 ? '' : `; ${parts.join(', ')}`;
+}
+
 export async function startGateway(config: Config, options: GatewayOptions): Promise<RunningGateway> {
   const { gateway, trafficLog: logConfig, analytics } = config;
   const instance = options.instance ?? gateway.instance;
@@ -70,7 +78,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
       : null;
   const fileEvents = (component: string): AppendFileEvents => ({
     written: (path, bytes) => quota?.fileWritten(path, bytes),
-    finished: (path) => quota?.fileFinished(path),
+    finished: (path, renamedFrom) => quota?.fileFinished(path, renamedFrom),
     error: errors.for(component),
     info: operations.info,
   });
@@ -107,6 +115,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
           })
         : new FilePayloadStore({
             directory: payloadDirectory,
+            spillDirectory: `${payloadDirectory}/.spill/${gateway.group}_${instance}`,
             maxDelayMs: logConfig.payloads.maxWriteDelayMs,
             maxQueuedBytes: MAX_QUEUED_PAYLOAD_BYTES,
             quota,
@@ -116,12 +125,13 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
 
   const consumers: RecordConsumer[] = trafficLog === null ? [] : [trafficLog];
   const redactor = new Redactor(analytics.redact);
+  const heldBytes = new HeldBytes(analytics.payloadMemoryMb * MB);
   const pipeline = new RecordingPipeline({
     builder: new RecordBuilder(redactor, pathNormaliser(analytics.normaliseUrls)),
     redactor,
     payloads,
     maxPayloadBytes: analytics.maxPayloadBytes,
-    heldBytes: new HeldBytes(analytics.payloadMemoryMb * MB),
+    heldBytes,
     consumers,
     onError: (component, error) => errors.for(component)(error),
   });
@@ -199,11 +209,13 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
         server.closeAllConnections();
         await closed;
         await pools.close();
-        errors.flush();
-        operations.info(`gateway ${instance} stopped`);
-        await quota?.stop();
+        operations.info(`gateway ${instance} stopped serving; writing out the last records`);
+        // From here on, operational messages go to standard error only: the log is being closed.
         if (trafficLog !== null) operations.detach(trafficLog);
         await pipeline.close();
+        await quota?.stop();
+        errors.flush();
+        operations.info(`gateway ${instance} stopped${dropSummary(trafficLog?.dropped ?? 0, heldBytes.refused)}`);
       })();
       return closing;
     },

@@ -48,7 +48,7 @@ describe('TOLLGATE_TRAFFIC_LOG_OUTPUT', () => {
     expect(lines.filter((line) => line.trace !== undefined).map((line) => line.trace?.data)).toEqual([
       expect.stringMatching(/^gateway gw started/),
       expect.stringMatching(/^gateway gw stopping/),
-      'gateway gw stopped',
+      'gateway gw stopped serving; writing out the last records',
     ]);
     const transaction = byTransaction(lines).get(id)!;
     expect(transaction.summary).toMatchObject({ path: '/api/echo', method: 'POST', httpStatus: 200, status: 'success', apiId: 'api' });

@@ -73,8 +73,12 @@ export function applyRoute(transaction: Transaction, request: IncomingMessage, {
 
 /** Path and query for the back end, below its target URL's own path. */
 export function forwardPathOf(transaction: Transaction, { route, rest }: RouteMatch, canonical: string): string {
-  const queryAt = transaction.uri.indexOf('?');
-  return (route.api.stripListenPath ? rest : canonical) + (queryAt === -1 ? '' : transaction.uri.slice(queryAt));
+  const { uri } = transaction;
+  const queryAt = uri.indexOf('?');
+  // A fragment is the client's business: it is not forwarded.
+  const fragmentAt = uri.indexOf('#');
+  const query = queryAt === -1 || (fragmentAt !== -1 && fragmentAt < queryAt) ? '' : uri.slice(queryAt, fragmentAt === -1 ? undefined : fragmentAt);
+  return (route.api.stripListenPath ? rest : canonical) + query;
 }
 
 function hasBody(request: IncomingMessage): boolean {

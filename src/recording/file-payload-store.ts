@@ -1,22 +1,22 @@
+import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DiskQuota } from '../storage/disk-quota.js';
-import type { PayloadNotStored } from './record.js';
-import { payloadFolder, type BodyToStore, type Direction, type PayloadStore, type Placement } from './payload-store.js';
+import { payloadFolder, setOutcome, type BodyToStore, type Direction, type PayloadStore, type Placement } from './payload-store.js';
 import { PayloadWriter, type FileJob, type JobFailure } from './payload-writer.js';
 import type { Transaction } from './transaction.js';
 
 export interface FilePayloadStoreOptions {
   directory: string;
+  /**
+   * Where bodies too large to hold stream while they pass, this process's own (emptied at
+   * start): out of the minute folders, so the disk quota cannot delete one being written.
+   */
+  spillDirectory: string;
   maxDelayMs: number;
   maxQueuedBytes: number;
   quota: DiskQuota | null;
   onError: (error: Error) => void;
-}
-
-function setOutcome(placement: Placement, outcome: Placement['leg']['recvPayload']): void {
-  if (placement.direction === 'received') placement.leg.recvPayload = outcome;
-  else placement.leg.sentPayload = outcome;
 }
 
 /**
@@ -34,6 +34,8 @@ export class FilePayloadStore implements PayloadStore {
 
   constructor(readonly options: FilePayloadStoreOptions) {
     this.directory = resolve(options.directory);
+    // Bodies an earlier run of this process left half written.
+    rmSync(options.spillDirectory, { recursive: true, force: true });
     this.#directoryUrl = pathToFileURL(this.directory).href;
     this.#writer = new PayloadWriter({ maxDelayMs: options.maxDelayMs, maxQueuedBytes: options.maxQueuedBytes, onError: options.onError });
   }
@@ -53,34 +55,22 @@ export class FilePayloadStore implements PayloadStore {
   }
 
   spillPath(transaction: Transaction, legIndex: number, direction: Direction): string {
-    return this.#path(transaction, legIndex, direction);
+    return `${this.options.spillDirectory}/${transaction.id}-${legIndex}-${direction}`;
   }
 
   store(transaction: Transaction, bodies: BodyToStore[]): Promise<void> | void {
     const jobs: FileJob[] = [];
     /** Per job: the placement it creates and the body it belongs to. */
     const made: [Placement, BodyToStore][] = [];
-    const linked: [Placement, string, BodyToStore][] = [];
     for (const body of bodies) {
-      let first = body.file;
+      let first: string | null = null;
       for (const placement of body.placements) {
         const path = this.#path(transaction, placement.leg.index, placement.direction);
-        if (path === body.file) {
-          linked.push([placement, path, body]);
-          continue;
-        }
-        if (first === null) {
-          first = path;
-          jobs.push({ path, data: body.data, sameAs: null });
-        } else {
-          jobs.push({ path, data: null, sameAs: first });
-        }
+        if (first === null) jobs.push({ path, data: body.data, sameAs: null, movedFrom: body.file });
+        else jobs.push({ path, data: null, sameAs: first, movedFrom: null });
+        first ??= path;
         made.push([placement, body]);
       }
-    }
-    for (const [placement, path, body] of linked) {
-      setOutcome(placement, this.#stored(path, body));
-      this.#counted(transaction, body.bytes);
     }
     if (jobs.length === 0) return;
     return new Promise((settled) => {
@@ -89,7 +79,9 @@ export class FilePayloadStore implements PayloadStore {
         settled();
       });
       if (accepted) return;
-      for (const [placement] of made) setOutcome(placement, 'queue-full' satisfies PayloadNotStored);
+      for (const [placement] of made) setOutcome([placement], 'queue-full');
+      const error = new Error(`bodies not stored: the payload writer is over trafficLog.payloads.maxWriteDelayMs (${this.options.maxDelayMs} ms) behind`);
+      this.options.onError(Object.assign(error, { code: 'PAYLOAD_QUEUE_FULL' }));
       settled();
     });
   }
@@ -101,11 +93,11 @@ export class FilePayloadStore implements PayloadStore {
       const failure = failures[index];
       if (failure != null) {
         this.options.onError(Object.assign(new Error(`${job.path}: ${failure.message}`), { code: failure.code }));
-        setOutcome(placement, 'write-failed');
+        setOutcome([placement], 'write-failed');
         return;
       }
-      bytes += job.data?.length ?? 0;
-      setOutcome(placement, this.#stored(job.path, body));
+      if (job.sameAs === null) bytes += body.bytes;
+      setOutcome([placement], this.#stored(job.path, body));
     });
     this.#counted(transaction, bytes);
   }

@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { AppendFile, type AppendFileEvents, type Landing } from '../storage/append-file.js';
 import { numberedNames } from '../storage/file-naming.js';
-import type { BodyToStore, PayloadStore, Placement } from './payload-store.js';
+import { setOutcome, type BodyToStore, type PayloadStore } from './payload-store.js';
 
 export interface PackedPayloadStoreOptions {
   directory: string;
@@ -17,11 +17,6 @@ interface Waiting {
   done: () => void;
 }
 
-function setOutcome(placement: Placement, outcome: Placement['leg']['recvPayload']): void {
-  if (placement.direction === 'received') placement.leg.recvPayload = outcome;
-  else placement.leg.sentPayload = outcome;
-}
-
 /**
  * The packed layout: bodies appended to size-rolled files per instance,
  * `<directory>/<base>_payloads_<YYYY-MM-DD>-<n>.bin`, linked as
@@ -30,11 +25,15 @@ function setOutcome(placement: Placement, outcome: Placement['leg']['recvPayload
  */
 export class PackedPayloadStore implements PayloadStore {
   readonly #file: AppendFile;
+  readonly #events: AppendFileEvents;
+  readonly #maxPendingMb: number;
   #waiting: Waiting[] = [];
   #lastPath = '';
   #lastUrl = '';
 
   constructor(options: PackedPayloadStoreOptions) {
+    this.#events = options.events;
+    this.#maxPendingMb = options.maxPendingBytes / 1024 / 1024;
     this.#file = new AppendFile({
       target: { naming: numberedNames(options.directory, `${options.base}_payloads`, '.bin'), maxBytes: options.maxFileBytes },
       maxPendingBytes: options.maxPendingBytes,
@@ -60,7 +59,10 @@ export class PackedPayloadStore implements PayloadStore {
     for (const { bodies } of waiting) for (const body of bodies) if (body.data !== null) chunks.push(body.data);
     const data = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     const accepted = this.#file.append(data, { landed: (landing) => this.#landed(waiting, landing) });
-    if (!accepted) this.#landed(waiting, null, 'queue-full');
+    if (accepted) return;
+    this.#landed(waiting, null, 'queue-full');
+    const error = new Error(`bodies not stored: over ${this.#maxPendingMb} MiB of bodies wait for the disk`);
+    this.#events.error(Object.assign(error, { code: 'PAYLOAD_QUEUE_FULL' }));
   };
 
   #landed(waiting: Waiting[], landing: Landing | null, failure: 'queue-full' | 'write-failed' = 'write-failed'): void {
@@ -70,7 +72,7 @@ export class PackedPayloadStore implements PayloadStore {
       for (const body of bodies) {
         const length = body.data?.length ?? 0;
         const outcome = landing === null ? failure : { link: `${url}#offset=${offset}&length=${length}`, bytes: length, truncated: body.truncated };
-        for (const placement of body.placements) setOutcome(placement, outcome);
+        setOutcome(body.placements, outcome);
         offset += length;
       }
       done();

@@ -45,6 +45,8 @@ export class PayloadCapture {
   #file: Promise<FileHandle> | null = null;
   #writes: Promise<unknown> = Promise.resolve();
   #failure: Error | null = null;
+  /** Taken by the pipeline: a chunk that passes later (a back end that answered before the upload ended) is no longer kept. */
+  #sealed = false;
 
   constructor(
     readonly limit: number,
@@ -57,7 +59,7 @@ export class PayloadCapture {
 
   push(chunk: Buffer): void {
     this.seen += chunk.length;
-    if (this.notStored !== null) return;
+    if (this.notStored !== null || this.#sealed) return;
     const room = this.limit - this.stored;
     if (room <= 0) {
       if (chunk.length > 0) this.truncated = true;
@@ -113,6 +115,11 @@ export class PayloadCapture {
     });
   }
 
+  /** Stops keeping what passes from now on: the recorded copy is being stored. */
+  seal(): void {
+    this.#sealed = true;
+  }
+
   /** The chunks held in memory (call `release()` once done with them), or null when the body streamed to a file. */
   held(): Buffer[] | null {
     return this.#file === null ? this.#chunks : null;
@@ -141,6 +148,7 @@ export class PayloadCapture {
 
   /** Drops the recorded copy (its transaction turned out not to need it). */
   async discard(): Promise<void> {
+    this.#sealed = true;
     this.#release();
     if (this.#file === null || this.spillPath === null) return;
     await this.fileWritten().catch(() => undefined);

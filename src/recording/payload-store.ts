@@ -1,3 +1,4 @@
+import type { PayloadOutcome } from './record.js';
 import type { Leg, Transaction } from './transaction.js';
 
 export type Direction = 'sent' | 'received';
@@ -6,6 +7,14 @@ export type Direction = 'sent' | 'received';
 export interface Placement {
   leg: Leg;
   direction: Direction;
+}
+
+/** Records on each placement's leg what became of the body. */
+export function setOutcome(placements: readonly Placement[], outcome: PayloadOutcome): void {
+  for (const { leg, direction } of placements) {
+    if (direction === 'received') leg.recvPayload = outcome;
+    else leg.sentPayload = outcome;
+  }
 }
 
 /** A settled, redacted body to store, and every place it is recorded. */

@@ -1,4 +1,4 @@
-import { copyFileSync, linkSync, mkdirSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -30,10 +30,21 @@ function whole(path: string, make: () => void): void {
   }
 }
 
-function perform(path: string, data: Uint8Array | null, sameAs: string | null): void {
+/** What a job makes its file from: bytes, another name of a file, or a file to move into place. */
+interface Source {
+  data: Uint8Array | null;
+  sameAs: string | null;
+  movedFrom: string | null;
+}
+
+function perform(path: string, { data, sameAs, movedFrom }: Source): void {
   ensureFolder(path);
   if (data !== null) {
     whole(path, () => writeFileSync(path, data));
+    return;
+  }
+  if (movedFrom !== null) {
+    renameSync(movedFrom, path);
     return;
   }
   try {
@@ -49,16 +60,16 @@ function failure(error: unknown): JobFailure {
   return { code: (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN', message: (error as Error).message };
 }
 
-function run(path: string, data: Uint8Array | null, sameAs: string | null): JobFailure | null {
+function run(path: string, source: Source): JobFailure | null {
   try {
-    perform(path, data, sameAs);
+    perform(path, source);
     return null;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return failure(error);
     // The disk quota may have removed the folder since it was made: make it again, once.
     knownFolder = '';
     try {
-      perform(path, data, sameAs);
+      perform(path, source);
       return null;
     } catch (retryError) {
       return failure(retryError);
@@ -93,7 +104,7 @@ parentPort?.on('message', (batch: WriteBatch) => {
     if (length > 0) at += length;
     const sameAs = batch.sameAs[index] ?? null;
     // Another name of a body that could not be written fails as that write did.
-    const failure = (sameAs === null ? undefined : failed.get(sameAs)) ?? run(path, data, sameAs);
+    const failure = (sameAs === null ? undefined : failed.get(sameAs)) ?? run(path, { data, sameAs, movedFrom: batch.movedFrom[index] ?? null });
     if (failure !== null) failed.set(path, failure);
     return failure;
   });

@@ -70,7 +70,7 @@ function writerWith(how: Misbehaviour): PayloadWriter {
 }
 
 function job(name: string, data: string): FileJob {
-  return { path: join(directory, name), data: Buffer.from(data), sameAs: null };
+  return { path: join(directory, name), data: Buffer.from(data), sameAs: null, movedFrom: null };
 }
 
 /** Hands `jobs` over; resolves with what `done` learns of them. */
@@ -85,7 +85,7 @@ describe('a payload writer thread that dies', () => {
     const writer = writerWith(how);
     // Asked for in one turn: one batch.
     const first = write(writer, [job('a', 'A'), job('b.misbehave', 'B')]);
-    const second = write(writer, [{ path: join(directory, 'c'), data: null, sameAs: join(directory, 'a') }]);
+    const second = write(writer, [{ path: join(directory, 'c'), data: null, sameAs: join(directory, 'a'), movedFrom: null }]);
     expect(await first).toEqual([writerDied, writerDied]);
     expect(await second).toEqual([writerDied]);
     // Written before the thread died, yet reported not stored: no answer came for it.
@@ -93,7 +93,7 @@ describe('a payload writer thread that dies', () => {
     expect(errors.map((error) => (error as NodeJS.ErrnoException).code)).toEqual(['EWRITERDIED']);
     expect(errors[0]!.message).toMatch(how === 'exits' ? /exited \(code 3\); its files are reported as not stored/ : /a bug in the writer thread; its files are reported as not stored/);
 
-    expect(await write(writer, [job('d', 'D'), { path: join(directory, 'e'), data: null, sameAs: join(directory, 'd') }])).toEqual([null, null]);
+    expect(await write(writer, [job('d', 'D'), { path: join(directory, 'e'), data: null, sameAs: join(directory, 'd'), movedFrom: null }])).toEqual([null, null]);
     expect(await readFile(join(directory, 'd'), 'utf8')).toBe('D');
     expect(await readFile(join(directory, 'e'), 'utf8')).toBe('D');
     await writer.close();

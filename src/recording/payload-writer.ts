@@ -1,12 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 
-/** One payload file to create: from bytes, or as another name of a file already written. */
+/** One payload file to create: from bytes, as another name of a file already written, or by moving a file into place. */
 export interface FileJob {
   path: string;
   data: Buffer | null;
   /** With `data` null: the file this one is the same body as (hard-linked, else copied). */
   sameAs: string | null;
+  /** With `data` null: the file a body streamed into while it passed, moved to `path`. */
+  movedFrom: string | null;
 }
 
 export interface JobFailure {
@@ -19,7 +21,8 @@ export interface WriteBatch {
   id: number;
   paths: string[];
   sameAs: (string | null)[];
-  /** Bytes per job in `data`, in order; -1 for a job that links. */
+  movedFrom: (string | null)[];
+  /** Bytes per job in `data`, in order; -1 for a job that links or moves. */
   lengths: number[];
   data: ArrayBuffer;
 }
@@ -121,7 +124,7 @@ export class PayloadWriter {
     this.#queued = [];
     this.#queuedBytes = 0;
     const data = new Uint8Array(bytes);
-    const batch: WriteBatch = { id: this.#nextId++, paths: [], sameAs: [], lengths: [], data: data.buffer };
+    const batch: WriteBatch = { id: this.#nextId++, paths: [], sameAs: [], movedFrom: [], lengths: [], data: data.buffer };
     let at = 0;
     let jobCount = 0;
     for (const { jobs } of waiting) {
@@ -129,6 +132,7 @@ export class PayloadWriter {
       for (const job of jobs) {
         batch.paths.push(job.path);
         batch.sameAs.push(job.sameAs);
+        batch.movedFrom.push(job.movedFrom);
         if (job.data === null) {
           batch.lengths.push(-1);
           continue;
@@ -202,9 +206,10 @@ export class PayloadWriter {
       clearTimeout(timer);
     }
     const worker = this.#worker;
-    if (worker !== null) {
-      await worker.terminate();
-      this.#died(worker, new Error(`the payload writer did not finish within ${CLOSE_TIMEOUT_MS} ms`));
-    }
+    if (worker === null) return;
+    // Said before terminating: the thread's exit event comes first and would report a plain exit.
+    if (this.#inFlight.size > 0) this.#died(worker, new Error(`the payload writer did not finish within ${CLOSE_TIMEOUT_MS} ms`));
+    this.#worker = null;
+    await worker.terminate();
   }
 }

@@ -1,7 +1,7 @@
 import { decodeBody } from './content-decoding.js';
 import { PayloadCapture, type HeldBytes } from './payload-capture.js';
-import type { BodyToStore, Direction, PayloadStore, Placement } from './payload-store.js';
-import type { PayloadOutcome, TransactionRecord } from './record.js';
+import { setOutcome, type BodyToStore, type Direction, type PayloadStore, type Placement } from './payload-store.js';
+import type { TransactionRecord } from './record.js';
 import type { RecordBuilder } from './record-builder.js';
 import type { Redactor } from './redactor.js';
 import type { Transaction } from './transaction.js';
@@ -31,14 +31,8 @@ export interface PipelineOptions {
   onError: (component: string, error: Error) => void;
 }
 
-const CLOSE_TIMEOUT_MS = 10_000;
-
-function setOutcome(placements: Placement[], outcome: PayloadOutcome): void {
-  for (const { leg, direction } of placements) {
-    if (direction === 'received') leg.recvPayload = outcome;
-    else leg.sentPayload = outcome;
-  }
-}
+/** How long bodies still being stored get at shutdown, before the payload store closes. */
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /** Each capture of a transaction with every place it is recorded (one body can be recorded on two legs). */
 function captures(transaction: Transaction): Map<PayloadCapture, Placement[]> | null {
@@ -141,7 +135,7 @@ export class RecordingPipeline {
     const { payloads } = this.options;
     if (found === null || payloads === null) return undefined;
     if (!transaction.recordsBodies) {
-      for (const capture of found.keys()) void capture.discard();
+      for (const capture of found.keys()) capture.discard().catch((error: Error) => this.options.onError('payload store', error));
       return undefined;
     }
     const bodies: BodyToStore[] = [];
@@ -168,6 +162,7 @@ export class RecordingPipeline {
 
   /** A body ready to store; null when it cannot be stored (its placements say why). */
   #body(capture: PayloadCapture, placements: Placement[]): BodyToStore | null | Promise<BodyToStore | null> {
+    capture.seal();
     const settled = capture.held();
     if (settled === null) {
       return capture.fileWritten().then(
@@ -188,7 +183,8 @@ export class RecordingPipeline {
     if (encoding === '' || encoding === 'identity') return toStore(redactor.body(capture.contentType, raw), capture.truncated);
     return decodeBody(raw, encoding, capture.limit).then((decoded) => {
       if (decoded === null) {
-        this.options.onError('payload store', new Error(`a ${capture.contentType} body with Content-Encoding "${capture.contentEncoding}" was not stored: it could not be decoded to redact it`));
+        const error = new Error(`a ${capture.contentType} body with Content-Encoding "${capture.contentEncoding}" was not stored: it could not be decoded to redact it`);
+        this.options.onError('payload store', Object.assign(error, { code: 'PAYLOAD_UNDECODABLE' }));
         setOutcome(placements, 'undecodable');
         return null;
       }
@@ -196,7 +192,11 @@ export class RecordingPipeline {
     });
   }
 
-  /** Finishes what is pending (up to 10 s for bodies still being written), then closes the store and every consumer. */
+  /**
+   * Finishes what is pending: bodies being stored get up to 5 s, then the payload store writes out
+   * what it took (or reports it lost) and closes, the last records go to the consumers, and every
+   * consumer closes.
+   */
   async close(): Promise<void> {
     this.#flush();
     if (this.#settling > 0) {
@@ -207,7 +207,9 @@ export class RecordingPipeline {
       ]);
       clearTimeout(timer);
     }
+    // A store that closes fails what it still holds, which settles the transactions waiting for it.
     await this.options.payloads?.close();
+    if (this.#settling > 0) this.options.onError('pipeline', new Error(`${this.#settling} transaction(s) whose bodies were still being stored were not recorded`));
     if (this.#settled.length > 0) {
       this.#deliver(this.#settled);
       this.#settled = [];

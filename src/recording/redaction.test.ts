@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { baseConfig, type Backend } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
-import { byTransaction, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
+import { byTransaction, rawExchange, type GatewayProcess, type TransactionLines } from '../../test/support/gateway-process.js';
 
 const fixture = useGatewayFixture();
 let backend: Backend;
@@ -188,6 +188,21 @@ describe('redaction of recorded traffic', () => {
     await expectNoSecretInWorkspace();
     const transaction = byTransaction(gw.stdoutLines()).get(id)!;
     await expectRedactedRecord(transaction);
+  });
+
+  it('keeps a token in a fragment of the request target out of the path, the operation and the 404 answer', async () => {
+    const gw = await startRecordingEverything();
+    // A client may send a fragment (browsers never do); Node passes it on.
+    const routed = await rawExchange(gw.url, 'GET /api/echo#access_token=SECRET-Q HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const unrouted = await rawExchange(gw.url, 'GET /nowhere#access_token=SECRET-R HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(routed).toMatch(/^HTTP\/1.1 200 /);
+    expect(unrouted).toMatch(/^HTTP\/1.1 404 /);
+    expectNoSecret('the 404 answer', unrouted);
+    expect(await gw.stop()).toBe(0);
+    await expectNoSecretInWorkspace();
+    const paths = [...byTransaction(await fixture.workspace.logLines()).values()].map((transaction) => transaction.summary.path);
+    expect(paths.sort()).toEqual(['/api/echo', '/nowhere']);
+    expect(receivedBodies).toEqual(['']);
   });
 
   it('redacts only the records: the back end gets the real secrets and the client the real response', async () => {

@@ -137,8 +137,6 @@ export class Transaction {
   uri: string;
   /** Path without the query string. */
   path: string;
-  /** Path with ids replaced by placeholders; set when the transaction is finished. */
-  normalisedPath = '';
   protocol: Protocol;
   host = '';
   userAgent = '';
@@ -167,8 +165,9 @@ export class Transaction {
   ) {
     this.method = method;
     this.uri = uri;
-    const queryAt = uri.indexOf('?');
-    this.path = queryAt === -1 ? uri : uri.slice(0, queryAt);
+    // A fragment has no place in a request target, but a client may send one: it is not part of the path (and may hold a token).
+    const pathEnd = uri.search(/[?#]/);
+    this.path = pathEnd === -1 ? uri : uri.slice(0, pathEnd);
     this.protocol = protocol;
     this.legs.push(new Leg(0, this.startedAt, this.startMono));
   }
@@ -209,9 +208,6 @@ export class Transaction {
     return sum;
   }
 
-  get gatewayMs(): number {
-    return Math.max(this.totalMs - this.upstreamMs, 0);
-  }
 
   get outcome(): TransactionStatus {
     if (this.failure !== null && this.failure !== 'no-route' && this.failure !== 'malformed-request') return 'exception';

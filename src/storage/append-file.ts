@@ -22,17 +22,19 @@ export interface Landing {
 
 /** How the files of one output are named. */
 export interface FileNaming {
+  /** Files keep the names they are written under (a roll opens the next one), rather than being renamed when rolled. */
+  readonly keepsNames: boolean;
   /** The file to write next: at start, after a roll, after a reopen. */
   next(): string;
-  /** What a finished file is renamed to when rolled, or null when files keep their names. */
+  /** What a finished file is renamed to when rolled (files that keep their names: null). */
   rolledName(path: string): string | null;
 }
 
 export interface AppendFileEvents {
-  /** Bytes that reached the file; 0 when it was just opened, to say it is being written (the disk quota must not take it for a finished one). */
+  /** Bytes that reached a named file; 0 when it was just opened, to say it is being written (the disk quota must not take it for a finished one). */
   written(path: string, bytes: number): void;
-  /** A file that will not be written again and stays where it is (rolled). */
-  finished(path: string): void;
+  /** A named file that will not be written again (rolled); `renamedFrom`: the name it was written under, when the roll renamed it. */
+  finished(path: string, renamedFrom: string | null): void;
   error(error: Error): void;
   info(message: string): void;
 }
@@ -80,8 +82,6 @@ interface Piece {
  * request (SIGHUP from a log rotator). Files roll at `maxBytes`, at a cut the writer allows.
  */
 export class AppendFile {
-  /** Appends refused because too much was waiting for the disk. */
-  refused = 0;
   /** A file is rolled before an append would take it past this size. */
   readonly maxBytes: number;
   readonly #naming: FileNaming | null;
@@ -123,6 +123,10 @@ export class AppendFile {
    * waits for the disk). `data` may be reused as soon as this returns.
    */
   append(data: Uint8Array, options?: AppendOptions): boolean {
+    if (data.length === 0) {
+      options?.landed?.({ path: this.#path, offset: this.#size });
+      return true;
+    }
     if (this.#pending.length > 0 || this.#closed || this.#fd < 0 || performance.now() < this.#asyncUntil) return this.#queue(data, 0, -1, options);
     this.#checkPath();
     let from = 0;
@@ -176,7 +180,8 @@ export class AppendFile {
       }
     }
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
-    if (this.#naming !== null) this.#closeFile();
+    // A write still in the thread pool holds the descriptor: it is closed when that write returns.
+    if (this.#naming !== null && !this.#writing) this.#closeFile();
   }
 
   /**
@@ -231,13 +236,12 @@ export class AppendFile {
   #wrote(bytes: number): void {
     if (bytes === 0) return;
     this.#size += bytes;
-    this.options.events.written(this.#path, bytes);
+    if (this.#naming !== null) this.options.events.written(this.#path, bytes);
   }
 
   /** Keeps a copy of `data` until it is written; `done` bytes of it are in the file already, from `offset`. */
   #queue(data: Uint8Array, done: number, offset: number, options: AppendOptions | undefined): boolean {
     if (done === 0 && (this.#closed || this.#pendingBytes + data.length > this.options.maxPendingBytes)) {
-      this.refused++;
       return false;
     }
     this.#pending.push({ data: Buffer.from(data), done, offset, options });
@@ -254,8 +258,8 @@ export class AppendFile {
       return;
     }
     if (this.#fd < 0) this.#open();
-    if (this.#fd < 0) return this.#retryLater(RETRY_MS);
     this.#checkPath();
+    if (this.#fd < 0) return this.#retryLater(RETRY_MS);
     const { data } = head;
     const piece = this.#piece(data.length, head.done, head.options?.cuts);
     if (piece.end === head.done) {
@@ -268,6 +272,11 @@ export class AppendFile {
     const path = this.#path;
     write(this.#fd, data, head.done, piece.end - head.done, null, (error, written) => {
       this.#writing = false;
+      // Given up on by close(): what it held was reported lost.
+      if (this.#closed && this.#pending[0] !== head) {
+        if (this.#naming !== null) this.#closeFile();
+        return;
+      }
       if (error !== null) {
         if (error.code !== 'EAGAIN') this.options.events.error(error);
         return this.#retryLater(error.code === 'EAGAIN' ? RETRY_FULL_PIPE_MS : RETRY_MS);
@@ -301,7 +310,7 @@ export class AppendFile {
     const path = this.#path;
     this.#closeFile();
     // A file that keeps its name is finished where it is; one that is renamed when rolled was moved away by whoever asked.
-    if (this.#naming?.rolledName(path) === null) this.options.events.finished(path);
+    if (this.#naming?.keepsNames === true) this.options.events.finished(path, null);
     // What was half written to the old file starts again, whole, in the new one.
     const head = this.#pending[0];
     if (head !== undefined) {
@@ -324,7 +333,7 @@ export class AppendFile {
       this.options.events.written(path, 0);
       if (this.options.lines === true && this.#size > 0 && !this.#endsWithNewline()) this.#wrote(writeSync(this.#fd, '\n'));
     } catch (error) {
-      this.#fd = -1;
+      this.#closeFile();
       this.options.events.error(error as Error);
     }
   }
@@ -350,11 +359,11 @@ export class AppendFile {
     this.#closeFile();
     const target = (this.#naming as FileNaming).rolledName(path);
     if (target === null) {
-      this.options.events.finished(path);
+      this.options.events.finished(path, null);
     } else {
       try {
         renameSync(path, target);
-        this.options.events.finished(target);
+        this.options.events.finished(target, path);
       } catch (error) {
         this.options.events.error(error as Error);
       }

@@ -138,15 +138,13 @@ export class DiskQuota {
     this.#count(path, bytes, null);
   }
 
-  /** A file will not be written again: it may go, oldest first. */
-  fileFinished(path: string): void {
-    const item = this.#items.get(path);
-    if (item === undefined) {
-      this.#items.set(path, { bytes: 0, age: Date.now(), finished: true, minute: null });
-      return;
-    }
+  /** A file will not be written again: it may go, oldest first. `renamedFrom`: the name its bytes were counted under. */
+  fileFinished(path: string, renamedFrom: string | null): void {
+    const item = this.#items.get(renamedFrom ?? path) ?? { bytes: 0, age: 0, finished: false, minute: null };
+    if (renamedFrom !== null) this.#items.delete(renamedFrom);
     item.finished = true;
     item.age = Date.now();
+    this.#items.set(path, item);
   }
 
   /** `bytes` of payloads were stored in the minute folder `folder` (the minute starting at `minute`). */

@@ -46,7 +46,7 @@ function counter(directory: string, base: string, extension: string): () => stri
 export function rollingNames(directory: string, base: string, extension: string): FileNaming {
   const current = join(directory, `${base}${extension}`);
   const nextRolled = counter(directory, base, extension);
-  return { next: () => current, rolledName: () => nextRolled() };
+  return { keepsNames: false, next: () => current, rolledName: () => nextRolled() };
 }
 
 /**
@@ -54,5 +54,5 @@ export function rollingNames(directory: string, base: string, extension: string)
  * into them stay valid: the packed payload files.
  */
 export function numberedNames(directory: string, base: string, extension: string): FileNaming {
-  return { next: counter(directory, base, extension), rolledName: () => null };
+  return { keepsNames: true, next: counter(directory, base, extension), rolledName: () => null };
 }

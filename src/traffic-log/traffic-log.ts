@@ -37,7 +37,8 @@ export class TrafficLog implements RecordConsumer, TraceSink {
     }
     if (this.file.append(this.#buffer.subarray(0, bytes), { cuts })) return;
     this.dropped += records.length;
-    this.onDrop(new Error(`over ${MAX_PENDING_BYTES / MB} MiB of lines wait for the disk: ${records.length} transaction(s) dropped (${this.dropped} so far)`));
+    const error = new Error(`${records.length} transaction(s) dropped (${this.dropped} so far): the log is closed, or over ${MAX_PENDING_BYTES / MB} MiB of lines wait for the disk`);
+    this.onDrop(Object.assign(error, { code: 'TRAFFIC_LOG_DROP' }));
   }
 
   /** Encodes `text` into the reused buffer at `at`; returns where it ends. */
