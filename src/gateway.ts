@@ -127,15 +127,19 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   const redactor = new Redactor(analytics.redact);
   const heldBytes = new HeldBytes(analytics.payloadMemoryMb * MB);
   const pipeline = new RecordingPipeline({
-    builder: new RecordBuilder(redactor, pathNormaliser(analytics.normaliseUrls)),
+    builder: new RecordBuilder(redactor, pathNormaliser(analytics.normaliseUrls), {
+      apiKeyHeader: analytics.apiKeyHeader?.toLowerCase() ?? null,
+      keyAliases: analytics.keyAliases,
+    }),
     redactor,
     payloads,
+    recordBodies: analytics.recordBodies,
     maxPayloadBytes: analytics.maxPayloadBytes,
     heldBytes,
     consumers,
     onError: (component, error) => errors.for(component)(error),
   });
-  const policies = new RecordingPolicies(analytics, payloads !== null, consumers.length > 0);
+  const policies = new RecordingPolicies(analytics, payloads !== null || analytics.recordBodies, consumers.length > 0);
 
   const pools = new PoolRegistry(gateway.maxConnectionsPerTarget);
   const routes = config.apis.map((api) => {

@@ -36,7 +36,16 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => `${issue.path.length > 0 ? `${where}.` : ''}${key}: unknown key`);
   }
+  if (issue.code === 'invalid_key') {
+    // A record's key: the problem is the key itself, named by the issue's inner ones.
+    const expected = issue.issues.map((inner) => inner.message).join('; ');
+    return [`${where}: ${expected}, found the key ${describeValue(issue.path.at(-1))}`];
+  }
   const found = describeValue(valueAt(input, issue.path));
+  // A discriminated union (the sink types) names the values it knows.
+  if (issue.code === 'invalid_union' && 'options' in issue && Array.isArray(issue.options)) {
+    return [`${where}: expected one of ${issue.options.map((option: unknown) => JSON.stringify(option)).join('|')}, found ${found}`];
+  }
   const expected = issue.message.replace(/^(Invalid \w+|Too big|Too small): /, '').replace(/, received \w+$/, '');
   return [`${where}: ${expected}, found ${found}`];
 }
@@ -45,26 +54,34 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
 export function parseConfig(input: unknown, source = 'config'): Config {
   const result = configSchema.safeParse(input ?? {});
   const problems = result.success ? [] : result.error.issues.flatMap((issue) => formatIssue(issue, input));
-  problems.push(...duplicateApis(input));
+  problems.push(...duplicates(input));
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
   return result.data;
 }
 
-/** API ids and listen paths must be unique; checked on the raw input so it is reported with the rest. */
-function duplicateApis(input: unknown): string[] {
-  const apis = valueAt(input, ['apis']);
-  if (!Array.isArray(apis)) return [];
+/**
+ * Values that must be unique in a list: API ids and listen paths (`/a` and `/a/` are the same),
+ * sink names (a sink without one is named by its type). Checked on the raw input, so it is
+ * reported with the rest.
+ */
+function duplicates(input: unknown): string[] {
+  const checks: [list: string[], key: string, valueOf: (item: unknown) => unknown, same: (value: string) => string][] = [
+    [['apis'], 'id', (api) => valueAt(api, ['id']), (id) => id],
+    [['apis'], 'listenPath', (api) => valueAt(api, ['listenPath']), (path) => path.replace(/\/+$/, '')],
+    [['pump', 'sinks'], 'name', (sink) => valueAt(sink, ['name']) ?? valueAt(sink, ['type']), (sinkName) => sinkName],
+  ];
   const problems: string[] = [];
-  // `/a` and `/a/` are the same listen path.
-  const sameness: Record<string, (value: string) => string> = { id: (id) => id, listenPath: (path) => path.replace(/\/+$/, '') };
-  for (const [key, same] of Object.entries(sameness)) {
+  for (const [list, key, valueOf, same] of checks) {
+    const items = valueAt(input, list);
+    if (!Array.isArray(items)) continue;
     const first = new Map<string, number>();
-    apis.forEach((api: unknown, index) => {
-      const value = valueAt(api, [key]);
+    const where = list.join('.');
+    items.forEach((item: unknown, index) => {
+      const value = valueOf(item);
       if (typeof value !== 'string') return;
       const earlier = first.get(same(value));
       if (earlier === undefined) first.set(same(value), index);
-      else problems.push(`apis.${index}.${key}: expected a unique value, found ${describeValue(value)} (also apis.${earlier}.${key})`);
+      else problems.push(`${where}.${index}.${key}: expected a unique value, found ${describeValue(value)} (also ${where}.${earlier}.${key})`);
     });
   }
   return problems;

@@ -1,24 +1,19 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { sinkConfigSchema } from '../pump/sinks/registry.js';
+import { httpUrl, milliseconds, name, positiveInt, seconds } from './primitives.js';
 
 export const DETAILED_RECORDING_LEVELS = ['off', 'headers', 'full', 'errors'] as const;
 export type DetailedRecording = (typeof DETAILED_RECORDING_LEVELS)[number];
 export const TRAFFIC_LOG_OUTPUTS = ['none', 'file', 'stdout'] as const;
 export type TrafficLogOutput = (typeof TRAFFIC_LOG_OUTPUTS)[number];
 export const PAYLOAD_LAYOUTS = ['files', 'packed'] as const;
+export const BUFFER_TYPES = ['none', 'embedded', 'redis'] as const;
+export const WHEN_FULL_POLICIES = ['dropNewest', 'dropOldest', 'reject'] as const;
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', '*'] as const;
 
 const detailedRecording = z.enum(DETAILED_RECORDING_LEVELS);
-const positiveInt = z.number().int().positive();
-
-/** Node fires a timer set above 2^31-1 ms after 1 ms, so no duration may be longer. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const milliseconds = positiveInt.max(MAX_TIMER_MS);
-const seconds = z.number().positive().max(Math.floor(MAX_TIMER_MS / 1000));
-const name = z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-" only');
-
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 /** A single address or a CIDR block, IPv4 or IPv6. */
 const ipOrCidr = z.string().refine(
@@ -62,6 +57,8 @@ const apiSchema = z.strictObject({
   tags: z.array(z.string().min(1)).default([]),
   endpoints: z.array(endpointSchema).default([]),
   timeouts: timeoutsSchema.partial().optional(),
+  /** How long this API's analytics records are kept (their `expireAt`); default `analytics.expireAfterSec`. */
+  expireAnalyticsAfterSec: seconds.optional(),
 });
 
 const gatewaySchema = z.strictObject({
@@ -95,6 +92,28 @@ const analyticsSchema = z.strictObject({
     .prefault({}),
   maxPayloadBytes: z.number().int().min(0).default(1_048_576),
   payloadMemoryMb: z.number().positive().default(64),
+  /** The request header whose value identifies the caller; the record keeps its SHA-256, never the key. */
+  apiKeyHeader: z.string().min(1).optional(),
+  /** SHA-256 (hex) of a key to the alias records show. */
+  keyAliases: z.record(z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 hash: 64 lowercase hex characters'), z.string().min(1)).default({}),
+  expireAfterSec: seconds.default(30 * 24 * 3600),
+  /** Keep the redacted bodies in the analytics records themselves (capped at maxPayloadBytes). */
+  recordBodies: z.boolean().default(false),
+  buffer: z
+    .strictObject({
+      type: z.enum(BUFFER_TYPES).default('none'),
+      /** The embedded spool (one file per gateway process); with redis, the local copy kept until the pumps acknowledge. */
+      directory: z.string().min(1).default('data/spool'),
+      /** Records wait in memory at most this long before their batch is written. */
+      fsyncIntervalMs: milliseconds.default(100),
+      /** A batch is written as soon as it holds this many records. */
+      batchSize: positiveInt.default(500),
+      maxSizeMb: z.number().positive().default(1024),
+      whenFull: z.enum(WHEN_FULL_POLICIES).default('dropNewest'),
+      url: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
+      stream: z.string().min(1).default('tollgate:records'),
+    })
+    .prefault({}),
   normaliseUrls: z
     .strictObject({
       uuids: z.boolean().default(true),
@@ -136,17 +155,33 @@ const trafficLogSchema = z.strictObject({
     .prefault({}),
 });
 
+const pumpSchema = z.strictObject({
+  /** The Redis consumer group the pumps share. */
+  group: name.default('tollgate-pumps'),
+  /** This pump's name in the group; default `<hostname>-<pid>`. */
+  consumer: name.optional(),
+  health: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65_535) }).optional(),
+  /** Batches a sink gave up on, one spool per sink, for `tollgate replay`. */
+  deadLetterDirectory: z.string().min(1).default('data/dead-letter'),
+  /** Source batches taken at once; bounds the pump's memory whatever the sinks do. */
+  maxBatchesInFlight: positiveInt.default(16),
+  sinks: z.array(sinkConfigSchema).default([]),
+});
+
 export const configSchema = z.strictObject({
   gateway: gatewaySchema.prefault({}),
   apis: z.array(apiSchema).default([]),
   analytics: analyticsSchema.prefault({}),
   trafficLog: trafficLogSchema.prefault({}),
+  pump: pumpSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
 export type ApiConfig = Config['apis'][number];
 export type EndpointConfig = ApiConfig['endpoints'][number];
 export type TimeoutsConfig = z.infer<typeof timeoutsSchema>;
+export type BufferConfig = Config['analytics']['buffer'];
+export type PumpConfig = Config['pump'];
 
 /** Payload files are written only alongside a traffic log. */
 export function payloadStorageOn(trafficLog: Config['trafficLog']): boolean {

@@ -32,6 +32,7 @@ function pipelineWith(consumers: RecordConsumer[], errors: string[]): RecordingP
     builder: new RecordBuilder(redactor, pathNormaliser({ uuids: true, ulids: true, numbers: true, patterns: [] })),
     redactor,
     payloads: null,
+    recordBodies: false,
     maxPayloadBytes: 1024,
     heldBytes: new HeldBytes(1024),
     consumers,

@@ -24,6 +24,8 @@ export interface PipelineOptions {
   builder: RecordBuilder;
   redactor: Redactor;
   payloads: PayloadStore | null;
+  /** Keep the redacted bodies in the records themselves (`analytics.recordBodies`). */
+  recordBodies: boolean;
   maxPayloadBytes: number;
   heldBytes: HeldBytes;
   consumers: RecordConsumer[];
@@ -70,10 +72,11 @@ export class RecordingPipeline {
 
   /** A capture for a body of this transaction, or null when its bodies are not stored. */
   capture(transaction: Transaction, legIndex: number, direction: Direction, contentType: string, contentEncoding: string): PayloadCapture | null {
-    const { payloads, redactor } = this.options;
-    if (payloads === null || !transaction.policy.capturesBodies) return null;
-    // A body that may hold secrets is held whole so it can be redacted before it reaches the disk.
-    const spillPath = redactor.appliesToBody(contentType) ? null : payloads.spillPath(transaction, legIndex, direction);
+    const { payloads, redactor, recordBodies } = this.options;
+    if (!transaction.policy.capturesBodies) return null;
+    // A body that may hold secrets is held whole so it can be redacted before it reaches the disk;
+    // so is one the record keeps.
+    const spillPath = payloads === null || recordBodies || redactor.appliesToBody(contentType) ? null : payloads.spillPath(transaction, legIndex, direction);
     return new PayloadCapture(this.options.maxPayloadBytes, contentType, contentEncoding, this.options.heldBytes, spillPath);
   }
 
@@ -132,8 +135,7 @@ export class RecordingPipeline {
   /** Settles, redacts and stores the transaction's bodies; undefined when there is nothing to wait for. */
   #storeBodies(transaction: Transaction): Promise<void> | undefined {
     const found = captures(transaction);
-    const { payloads } = this.options;
-    if (found === null || payloads === null) return undefined;
+    if (found === null) return undefined;
     if (!transaction.recordsBodies) {
       for (const capture of found.keys()) capture.discard().catch((error: Error) => this.options.onError('payload store', error));
       return undefined;
@@ -156,8 +158,24 @@ export class RecordingPipeline {
         bodies.push(body);
       }
     }
-    if (later === null) return bodies.length === 0 ? undefined : (payloads.store(transaction, bodies) ?? undefined);
-    return Promise.all(later).then(() => (bodies.length === 0 ? undefined : payloads.store(transaction, bodies)));
+    if (later === null) return this.#keep(transaction, bodies);
+    return Promise.all(later).then(() => this.#keep(transaction, bodies));
+  }
+
+  /** Stores the settled bodies, and hands them to the record when it keeps bodies. */
+  #keep(transaction: Transaction, bodies: BodyToStore[]): Promise<void> | undefined {
+    if (bodies.length === 0) return undefined;
+    if (this.options.recordBodies) {
+      for (const body of bodies) {
+        if (body.data === null) continue;
+        const kept = { bytes: body.data, truncated: body.truncated };
+        for (const { leg, direction } of body.placements) {
+          if (direction === 'received') leg.recvBody = kept;
+          else leg.sentBody = kept;
+        }
+      }
+    }
+    return this.options.payloads?.store(transaction, bodies) ?? undefined;
   }
 
   /** A body ready to store; null when it cannot be stored (its placements say why). */

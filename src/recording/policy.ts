@@ -11,13 +11,14 @@ export class RecordingPolicies {
   readonly gatewayAnswers: RecordingPolicy;
   readonly #enabled: boolean;
   readonly #globalLevel: DetailedRecording;
-  readonly #payloadsEnabled: boolean;
+  readonly #keepsBodies: boolean;
   readonly #isIgnored: (address: string) => boolean;
 
-  constructor(analytics: Config['analytics'], payloadsEnabled: boolean, hasOutputs: boolean) {
+  /** `keepsBodies`: payload storage is on, or the records keep bodies themselves (`analytics.recordBodies`). */
+  constructor(analytics: Config['analytics'], keepsBodies: boolean, hasOutputs: boolean) {
     this.#enabled = analytics.enabled && hasOutputs;
-    this.#payloadsEnabled = payloadsEnabled;
-    this.#globalLevel = analytics.detailedRecording ?? (payloadsEnabled ? 'full' : 'off');
+    this.#keepsBodies = keepsBodies;
+    this.#globalLevel = analytics.detailedRecording ?? (keepsBodies ? 'full' : 'off');
     this.#isIgnored = ignoredAddresses(analytics.ignoredIps);
     this.gatewayAnswers = this.#policy(false, undefined);
   }
@@ -38,6 +39,6 @@ export class RecordingPolicies {
   #policy(doNotTrack: boolean, level: DetailedRecording | undefined): RecordingPolicy {
     if (!this.#enabled || doNotTrack) return NOT_RECORDED;
     const effective = level ?? this.#globalLevel;
-    return { tracked: true, level: effective, capturesBodies: this.#payloadsEnabled && (effective === 'full' || effective === 'errors') };
+    return { tracked: true, level: effective, capturesBodies: this.#keepsBodies && (effective === 'full' || effective === 'errors') };
   }
 }

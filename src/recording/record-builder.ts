@@ -1,6 +1,14 @@
+import { createHash } from 'node:crypto';
 import { RECORD_VERSION, type LegRecord, type RecordedHeaders, type TransactionRecord } from './record.js';
 import type { Redactor } from './redactor.js';
-import type { HeaderBlock, Leg, Transaction } from './transaction.js';
+import type { Consumer, HeaderBlock, Leg, Transaction } from './transaction.js';
+
+export interface CallerIdentity {
+  /** The request header whose value identifies the caller (`analytics.apiKeyHeader`), lower case; null: callers are anonymous. */
+  apiKeyHeader: string | null;
+  /** SHA-256 (hex) of a key to the name it is shown by (`analytics.keyAliases`). */
+  keyAliases: Readonly<Record<string, string>>;
+}
 
 /**
  * Turns a finished transaction, its bodies settled, into its record: the only place where what
@@ -10,6 +18,7 @@ export class RecordBuilder {
   constructor(
     readonly redactor: Redactor,
     readonly normalise: (path: string) => string,
+    readonly identity: CallerIdentity = { apiKeyHeader: null, keyAliases: {} },
   ) {}
 
   build(transaction: Transaction): TransactionRecord {
@@ -23,7 +32,7 @@ export class RecordBuilder {
       id: transaction.id,
       startedAt: transaction.startedAt,
       api: transaction.api,
-      consumer: transaction.consumer,
+      consumer: this.#consumer(transaction),
       trackedEndpoint: transaction.trackedEndpoint,
       method: transaction.method,
       uri: this.redactor.uri(transaction.uri),
@@ -50,6 +59,20 @@ export class RecordBuilder {
     };
   }
 
+  /** The caller, by the hash of its key: the key itself never leaves the request. */
+  #consumer(transaction: Transaction): Consumer | null {
+    const { apiKeyHeader, keyAliases } = this.identity;
+    const block = transaction.clientLeg.recvHeader;
+    if (apiKeyHeader === null || block === null || 'written' in block) return null;
+    const { fields } = block;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (String(fields[i]).toLowerCase() !== apiKeyHeader) continue;
+      const keyHash = createHash('sha256').update(String(fields[i + 1])).digest('hex');
+      return { keyHash, alias: keyAliases[keyHash] ?? null };
+    }
+    return null;
+  }
+
   #leg(leg: Leg, withHeaders: boolean): LegRecord {
     return {
       index: leg.index,
@@ -73,6 +96,8 @@ export class RecordBuilder {
       sentHeader: withHeaders ? this.#headers(leg.sentHeader) : null,
       recvPayload: leg.recvPayload,
       sentPayload: leg.sentPayload,
+      recvBody: leg.recvBody,
+      sentBody: leg.sentBody,
       finalStatus: leg.finalStatus,
       error: leg.error,
     };

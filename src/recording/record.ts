@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { ApiIdentity, CircuitStep, Consumer, FailureReason, FinalStatus, Protocol, RecordingLevel, TransactionStatus } from './transaction.js';
 
 /** Bumped whenever a field changes meaning or goes away; adding a field does not bump it. */
@@ -37,6 +38,12 @@ export interface StoredPayload {
 /** What became of one direction's body on one leg: stored, not stored (and why), or none. */
 export type PayloadOutcome = StoredPayload | PayloadNotStored | null;
 
+/** A redacted body kept in the record itself (`analytics.recordBodies`), cut at `maxPayloadBytes`. */
+export interface RecordedBody {
+  readonly bytes: Buffer;
+  readonly truncated: boolean;
+}
+
 export interface LegRecord {
   readonly index: number;
   /** Epoch ms when this leg began. */
@@ -63,6 +70,9 @@ export interface LegRecord {
   readonly sentHeader: RecordedHeaders | null;
   readonly recvPayload: PayloadOutcome;
   readonly sentPayload: PayloadOutcome;
+  /** With `analytics.recordBodies`: the bodies themselves, redacted. */
+  readonly recvBody: RecordedBody | null;
+  readonly sentBody: RecordedBody | null;
   readonly finalStatus: FinalStatus | null;
   readonly error: string | null;
 }
@@ -116,4 +126,30 @@ export interface TransactionRecord {
 
 export function isStored(outcome: PayloadOutcome): outcome is StoredPayload {
   return outcome !== null && typeof outcome === 'object';
+}
+
+/**
+ * Header bytes are opaque to HTTP; records are UTF-8. Valid UTF-8 is read as UTF-8 (and a
+ * string Node decoded byte by byte as Latin-1 is put back together), anything else as Latin-1.
+ */
+function headerText(value: string | Buffer): string {
+  if (typeof value !== 'string') return isUtf8(value) ? value.toString('utf8') : value.toString('latin1');
+  let latin1Only = true;
+  let ascii = true;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code > 0x7f) ascii = false;
+    if (code > 0xff) latin1Only = false;
+  }
+  if (ascii || !latin1Only) return value;
+  const bytes = Buffer.from(value, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : value;
+}
+
+/** The header block as text: start line, `Name: value` lines, a blank line, CRLF separated. */
+export function headerBlockText(block: RecordedHeaders): string {
+  let text = `${block.startLine}\r\n`;
+  const { fields } = block;
+  for (let i = 0; i < fields.length; i += 2) text += `${headerText(fields[i] as string | Buffer)}: ${headerText(fields[i + 1] as string | Buffer)}\r\n`;
+  return `${text}\r\n`;
 }

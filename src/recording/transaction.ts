@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { PayloadCapture } from './payload-capture.js';
-import type { PayloadOutcome } from './record.js';
+import type { PayloadOutcome, RecordedBody } from './record.js';
 
 export type FinalStatus = 'Pass' | 'Fail' | 'Error';
 export type TransactionStatus = 'success' | 'failure' | 'exception' | 'unknown';
@@ -56,12 +56,11 @@ export interface ApiIdentity {
   listenPath: string;
 }
 
-/** Who called, once the gateway authenticates callers; null for anonymous traffic. */
+/** Who called, known by a key it sent (`analytics.apiKeyHeader`); null for anonymous traffic. */
 export interface Consumer {
-  /** Hash of the API key (never the key itself). */
+  /** SHA-256 of the key, hex (never the key itself). */
   keyHash: string;
   alias: string | null;
-  oauthClientId: string | null;
 }
 
 /** One exchange: leg 0 is client <-> gateway, legs 1..n are gateway <-> back end attempts. */
@@ -94,6 +93,9 @@ export class Leg {
   /** What became of those bodies, set once they are stored. */
   recvPayload: PayloadOutcome = null;
   sentPayload: PayloadOutcome = null;
+  /** The redacted bodies themselves, kept for the record with `analytics.recordBodies`. */
+  recvBody: RecordedBody | null = null;
+  sentBody: RecordedBody | null = null;
   finalStatus: FinalStatus | null = null;
   error: string | null = null;
 
@@ -129,7 +131,6 @@ export class Transaction {
   readonly startMono = performance.now();
   endMono = -1;
   api: ApiIdentity | null = null;
-  consumer: Consumer | null = null;
   /** Endpoint pattern matched (for tracking), as `METHOD /path`, or null. */
   trackedEndpoint: string | null = null;
   method: string;

@@ -52,7 +52,7 @@ export interface AppendFileOptions {
 export interface AppendOptions {
   /** Offsets in the data where a roll may fall (after each whole record), ascending. Without them, the data never spans two files. */
   cuts?: readonly number[];
-  /** Learns where the data is once it is all in the file, or null if it was lost. Only for data that is not cut. */
+  /** Learns once the data is all in the file (for data that is not cut: where it begins), or null if it was lost. */
   landed?: (landing: Landing | null) => void;
 }
 

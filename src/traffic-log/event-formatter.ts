@@ -1,5 +1,4 @@
-import { isUtf8 } from 'node:buffer';
-import { isStored, type LegRecord, type PayloadOutcome, type RecordedHeaders, type TransactionRecord } from '../recording/record.js';
+import { headerBlockText, isStored, type LegRecord, type PayloadOutcome, type RecordedHeaders, type TransactionRecord } from '../recording/record.js';
 import type { CircuitStep } from '../recording/transaction.js';
 
 export interface ProcessInfo {
@@ -27,23 +26,6 @@ function str(text: string): string {
 
 function strOrNull(text: string | null): string {
   return text === null ? 'null' : str(text);
-}
-
-/** Text inside a JSON string (without the quotes). */
-function inner(text: string): string {
-  return NEEDS_ESCAPING.test(text) ? JSON.stringify(text).slice(1, -1) : text;
-}
-
-/**
- * Header bytes are opaque to HTTP; records are UTF-8. Valid UTF-8 is read as UTF-8 (and a
- * string Node decoded byte by byte as Latin-1 is put back together), anything else as Latin-1.
- */
-function headerText(value: string | Buffer): string {
-  if (typeof value !== 'string') return isUtf8(value) ? value.toString('utf8') : value.toString('latin1');
-  if (!NEEDS_ESCAPING.test(value)) return value;
-  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0xff) return value;
-  const bytes = Buffer.from(value, 'latin1');
-  return isUtf8(bytes) ? bytes.toString('utf8') : value;
 }
 
 function ms(value: number): number {
@@ -99,7 +81,7 @@ function summary(record: TransactionRecord, operation: string): string {
     api === null
       ? '[]'
       : `[{"service":${str(api.name)},"monitor":true,"client":${consumer === null ? 'null' : str(consumer.alias ?? consumer.keyHash)}` +
-        `,"org":${str(api.orgId)},"app":${strOrNull(consumer?.oauthClientId ?? null)},"method":${operation},"status":"${record.outcome}","duration":${ms(latency.totalMs)}}]`;
+        `,"org":${str(api.orgId)},"app":null,"method":${operation},"status":"${record.outcome}","duration":${ms(latency.totalMs)}}]`;
   let tags = '';
   for (const tag of record.tags) tags += tags === '' ? str(tag) : `,${str(tag)}`;
   return (
@@ -141,15 +123,9 @@ function filter(startedAt: number, step: CircuitStep): string {
   );
 }
 
-/** The raw header block as one JSON string: start line, `Name: value` lines, a blank line, CRLF separated. */
+/** The raw header block as one JSON string. */
 function headerBlock(block: RecordedHeaders | null): string {
-  if (block === null) return 'null';
-  let text = `"${inner(block.startLine)}\\r\\n`;
-  const { fields } = block;
-  for (let i = 0; i < fields.length; i += 2) {
-    text += `${inner(headerText(fields[i] as string | Buffer))}: ${inner(headerText(fields[i + 1] as string | Buffer))}\\r\\n`;
-  }
-  return `${text}\\r\\n"`;
+  return block === null ? 'null' : JSON.stringify(headerBlockText(block));
 }
 
 function link(outcome: PayloadOutcome): string {
