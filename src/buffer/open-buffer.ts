@@ -1,0 +1,45 @@
+import { resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { AnalyticsShipper } from './analytics-shipper.js';
+import type { BatchBuffer } from './batch-buffer.js';
+import { spoolPath } from './spool.js';
+import { SpoolWriter } from './spool-writer.js';
+
+const MB = 1024 * 1024;
+/** Encoded records that may wait in memory while the buffer is slow or full. */
+const MAX_QUEUED_BYTES = 64 * MB;
+
+export interface ShipperContext {
+  group: string;
+  instance: string;
+  onDrop: (error: Error) => void;
+  onError: (error: Error) => void;
+}
+
+function openBuffer(config: Config, spool: SpoolWriter): BatchBuffer {
+  switch (config.analytics.buffer.type) {
+    case 'redis':
+      throw new Error('analytics.buffer.type: redis is not available in this build');
+    default:
+      return spool;
+  }
+}
+
+/** The gateway's analytics buffer as `analytics.buffer` configures it; null for `type: none`. */
+export function openAnalyticsShipper(config: Config, context: ShipperContext): AnalyticsShipper | null {
+  const { buffer } = config.analytics;
+  if (buffer.type === 'none') return null;
+  const expiry = new Map(config.apis.map((api) => [api.id, api.expireAnalyticsAfterSec ?? config.analytics.expireAfterSec]));
+  const spool = new SpoolWriter(spoolPath(resolve(buffer.directory), context.group, context.instance));
+  return new AnalyticsShipper({
+    buffer: openBuffer(config, spool),
+    rendering: { instance: context.instance, expireAfterSec: (apiId) => (apiId === null ? undefined : expiry.get(apiId)) ?? config.analytics.expireAfterSec },
+    maxDelayMs: buffer.fsyncIntervalMs,
+    batchSize: buffer.batchSize,
+    maxBufferBytes: buffer.maxSizeMb * MB,
+    whenFull: buffer.whenFull,
+    maxQueuedBytes: MAX_QUEUED_BYTES,
+    onDrop: context.onDrop,
+    onError: context.onError,
+  });
+}
