@@ -27,7 +27,7 @@ const builder = new RecordBuilder(new Redactor(), pathNormaliser({ uuids: true, 
  * Analytics records made as the gateway makes them: a finished transaction with a client leg and
  * one back-end leg, built into a redacted record and rendered as the analytics record.
  */
-export function analyticsRecords(count: number, shape: RecordShape = {}): AnalyticsRecord[] {
+export function builtRecords(count: number, shape: RecordShape = {}): AnalyticsRecord[] {
   const records: AnalyticsRecord[] = [];
   for (let i = 0; i < count; i++) {
     const transaction = transactionFor(i, shape);
