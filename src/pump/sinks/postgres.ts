@@ -53,7 +53,7 @@ export class PostgresSink implements Sink {
     this.#closed = false;
     this.#pool ??= this.#newPool();
     await this.#ensureSchema();
-    this.#expiryTimer ??= setTimeout(() => this.#expireOnSchedule(), 0).unref();
+    this.#expiryTimer ??= setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
   }
 
   async write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
@@ -101,6 +101,8 @@ export class PostgresSink implements Sink {
     });
     // An idle connection that breaks is dropped by the pool; the next write opens another.
     pool.on('error', (error) => this.context.notify(`${this.context.name}: an idle connection to PostgreSQL broke: ${error.message}`));
+    // A connection that breaks between two queries of a write says so to the next query; unheard, the error would end the process.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     return pool;
   }
 
