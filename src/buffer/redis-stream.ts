@@ -4,6 +4,8 @@ import { createClient, RESP_TYPES } from 'redis';
 export interface RedisConnection {
   readonly isReady: boolean;
   sendCommand<T>(args: ReadonlyArray<string | Buffer>, options?: { typeMapping?: Record<number, unknown> }): Promise<T>;
+  /** A MULTI ... EXEC sent as one write, so no other command of this connection can fall inside it. */
+  multi(): { addCommand(args: ReadonlyArray<string | Buffer>): unknown; exec(): Promise<unknown[]> };
   on(event: 'ready' | 'error', listener: (error?: Error) => void): unknown;
   connect(): Promise<unknown>;
   destroy(): void;
@@ -36,7 +38,7 @@ export function openRedis(url: string, onError: (error: Error) => void): RedisCo
   const where = redisAddress(url);
   client.on('error', (error: Error & { code?: string }) => onError(Object.assign(new Error(`Redis ${where}: ${error.message}`), { code: error.code ?? 'REDIS' })));
   client.connect().catch((error: Error) => onError(new Error(`Redis ${where}: ${error.message}`)));
-  return client as unknown as RedisConnection;
+  return client;
 }
 
 /** The URL without its credentials, for messages. */
