@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { AnalyticsShipper } from './analytics-shipper.js';
 import type { BatchBuffer } from './batch-buffer.js';
+import { RedisBuffer } from './redis-buffer.js';
 import { spoolPath } from './spool.js';
 import { SpoolWriter } from './spool-writer.js';
 
@@ -16,10 +17,11 @@ export interface ShipperContext {
   onError: (error: Error) => void;
 }
 
-function openBuffer(config: Config, spool: SpoolWriter): BatchBuffer {
-  switch (config.analytics.buffer.type) {
+function openBuffer(config: Config, spool: SpoolWriter, context: ShipperContext): BatchBuffer {
+  const { buffer } = config.analytics;
+  switch (buffer.type) {
     case 'redis':
-      throw new Error('analytics.buffer.type: redis is not available in this build');
+      return new RedisBuffer({ spool, url: buffer.url, stream: buffer.stream, group: config.pump.group, instance: `${context.group}_${context.instance}`, onError: context.onError });
     default:
       return spool;
   }
@@ -32,7 +34,7 @@ export function openAnalyticsShipper(config: Config, context: ShipperContext): A
   const expiry = new Map(config.apis.map((api) => [api.id, api.expireAnalyticsAfterSec ?? config.analytics.expireAfterSec]));
   const spool = new SpoolWriter(spoolPath(resolve(buffer.directory), context.group, context.instance));
   return new AnalyticsShipper({
-    buffer: openBuffer(config, spool),
+    buffer: openBuffer(config, spool, context),
     rendering: { instance: context.instance, expireAfterSec: (apiId) => (apiId === null ? undefined : expiry.get(apiId)) ?? config.analytics.expireAfterSec },
     maxDelayMs: buffer.fsyncIntervalMs,
     batchSize: buffer.batchSize,

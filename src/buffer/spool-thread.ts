@@ -29,10 +29,15 @@ function perform(request: SpoolRequest): unknown {
       spool.delete(request.ids);
       return null;
     case 'markSent':
-      spool.markSent(request.id, request.entry, request.run);
+      spool.markSent(request.sent, request.run);
       return null;
     case 'unsent':
-      return spool.unsent(request.run, request.afterId);
+      return spool.unsent(request.run, request.afterId, request.limit);
+    case 'sentEntries':
+      return spool.sentEntries(request.run);
+    case 'forgetSent':
+      spool.forgetSent(request.run);
+      return null;
     case 'close':
       spool.checkpoint();
       spool.close();

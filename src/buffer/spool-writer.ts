@@ -19,8 +19,10 @@ export type SpoolRequest = { seq: number } & (
   | { op: 'store'; batches: Uint8Array[]; records: number[]; maxBytes: number; makeRoom: boolean }
   | { op: 'totals' }
   | { op: 'delete'; ids: number[] }
-  | { op: 'markSent'; id: number; entry: string; run: string }
-  | { op: 'unsent'; run: string; afterId: number }
+  | { op: 'markSent'; sent: { id: number; entry: string }[]; run: string }
+  | { op: 'unsent'; run: string; afterId: number; limit: number }
+  | { op: 'sentEntries'; run: string }
+  | { op: 'forgetSent'; run: string }
   | { op: 'close' }
 );
 
@@ -69,12 +71,20 @@ export class SpoolWriter {
     return this.#call({ op: 'delete', ids }) as Promise<void>;
   }
 
-  markSent(id: number, entry: string, run: string): Promise<void> {
-    return this.#call({ op: 'markSent', id, entry, run }) as Promise<void>;
+  markSent(sent: { id: number; entry: string }[], run: string): Promise<void> {
+    return this.#call({ op: 'markSent', sent, run }) as Promise<void>;
   }
 
-  unsent(run: string, afterId: number): Promise<SpooledBatch[]> {
-    return this.#call({ op: 'unsent', run, afterId }) as Promise<SpooledBatch[]>;
+  unsent(run: string, afterId: number, limit: number): Promise<SpooledBatch[]> {
+    return this.#call({ op: 'unsent', run, afterId, limit }) as Promise<SpooledBatch[]>;
+  }
+
+  sentEntries(run: string): Promise<{ id: number; entry: string }[]> {
+    return this.#call({ op: 'sentEntries', run }) as Promise<{ id: number; entry: string }[]>;
+  }
+
+  forgetSent(run: string): Promise<void> {
+    return this.#call({ op: 'forgetSent', run }) as Promise<void>;
   }
 
   async close(): Promise<void> {
