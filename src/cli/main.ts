@@ -5,6 +5,7 @@ import { serverUrl, startDemoBackend } from '../demo/backend.js';
 import { VERSION } from '../version.js';
 import { printPayload } from './payload-command.js';
 import { runGateway } from './run-gateway.js';
+import { runPump, runReplay } from './run-pump.js';
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -28,6 +29,31 @@ program
   .action(async ({ config }: { config: string }) => {
     try {
       await runGateway(await loadConfig(config));
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program
+  .command('pump')
+  .description('Deliver the analytics records of the buffer (analytics.buffer) to the sinks of pump.sinks, acknowledging each batch once every sink has it.')
+  .requiredOption('-c, --config <file>', 'configuration file (the gateway and the pump may share one)')
+  .action(async ({ config }: { config: string }) => {
+    try {
+      await runPump(await loadConfig(config), config);
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program
+  .command('replay')
+  .description("Deliver a sink's dead-letter batches (pump.deadLetterDirectory/<sink>.spool) to it, deleting each once delivered.")
+  .requiredOption('-s, --sink <name>', 'the sink, by its name in pump.sinks (its type when it has no name)')
+  .requiredOption('-c, --config <file>', 'configuration file')
+  .action(async ({ sink, config }: { sink: string; config: string }) => {
+    try {
+      await runReplay(await loadConfig(config), sink, process.stdout);
     } catch (error) {
       fail(error);
     }
