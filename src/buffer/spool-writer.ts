@@ -75,8 +75,10 @@ export class SpoolWriter {
     return this.#call({ op: 'markSent', sent, run }) as Promise<void>;
   }
 
-  unsent(run: string, afterId: number, limit: number): Promise<SpooledBatch[]> {
-    return this.#call({ op: 'unsent', run, afterId, limit }) as Promise<SpooledBatch[]>;
+  async unsent(run: string, afterId: number, limit: number): Promise<SpooledBatch[]> {
+    const batches = (await this.#call({ op: 'unsent', run, afterId, limit })) as (SpooledBatch & { data: Uint8Array })[];
+    // A Buffer comes out of the thread as a plain Uint8Array: viewed as a Buffer again, not copied.
+    return batches.map((batch) => ({ ...batch, data: Buffer.from(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength) }));
   }
 
   sentEntries(run: string): Promise<{ id: number; entry: string }[]> {
