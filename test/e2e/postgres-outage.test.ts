@@ -64,6 +64,7 @@ it('PostgreSQL down 15 s under steady traffic, the pump SIGKILLed and restarted,
 
   const answered = traffic.answered;
   expect(answered.length).toBeGreaterThan(500);
+  console.log(`${answered.length} transactions answered, ${traffic.failed} requests refused while the gateway restarted`);
   await eventually(async () => ((await rows()) >= answered.length ? true : undefined), 60_000, `all ${answered.length} answered transactions in PostgreSQL`);
   const stored = await database.client.query<{ id: string }>('SELECT id FROM records');
   const storedIds = new Set(stored.rows.map((row) => row.id));
