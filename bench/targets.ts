@@ -1,10 +1,11 @@
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { createClient } from 'redis';
 import { countFiles, tally } from './files.js';
 import type { Scenario } from './load.js';
 import { NGINX_ACCESS_LOG, nginxCommand } from './nginx.js';
 import type { Pinning } from './pinning.js';
 import { freePort, startServer, type RunningServer } from './processes.js';
-import { BENCH_STREAM, countLogged, gatewayArgv, PAYLOAD_DIR, SPOOL_DIR, TRAFFIC_LOG_DIR, type GatewayShape, type Logged } from './tollgate.js';
+import { countLogged, gatewayArgv, PAYLOAD_DIR, SPOOL_DIR, TRAFFIC_LOG_DIR, type GatewayShape, type Logged } from './tollgate.js';
 
 /** Every row id, in the order the rows are run and printed. */
 export const TARGET_IDS = [
@@ -78,13 +79,13 @@ export function tollgate(mode: TollgateMode, setup: TargetSetup): (dir: string) 
     'payloads on': {},
     'payloads packed': { payloadLayout: 'packed' },
     'embedded spool': { buffer: 'embedded' },
-    'redis stream': { buffer: 'redis', stream: BENCH_STREAM },
+    'redis stream': { buffer: 'redis' },
   };
   return async (dir) => {
     const port = await freePort();
     return startServer({
       name: `Tollgate (${mode})`,
-      argv: setup.pinning.server(await gatewayArgv(dir, port, setup.backend.url, shapes[mode])),
+      argv: setup.pinning.server(await gatewayArgv(dir, port, setup.backend.url, { ...shapes[mode], stream: benchStream(dir) })),
       port,
       env: env[mode],
       // Matches "tollgate: listening on ..." as well as "tollgate listening on ...".
@@ -101,6 +102,22 @@ async function describeTrafficLog(dir: string): Promise<string> {
 
 async function describePayloadRun(dir: string): Promise<string> {
   return `${await describeTrafficLog(dir)}; payload files: ${await countFiles(join(dir, PAYLOAD_DIR))}`;
+}
+
+/** The stream a run of the redis row writes to: one per run, deleted after it. */
+function benchStream(dir: string): string {
+  return `tollgate:bench:${process.pid}:${basename(dir)}`;
+}
+
+async function describeRedisRun(dir: string): Promise<string> {
+  const client = await createClient({ url: 'redis://127.0.0.1:6379' }).connect();
+  try {
+    const entries = await client.xLen(benchStream(dir));
+    await client.del(benchStream(dir));
+    return `${entries} stream entries (deleted); ${await describeSpool(dir)}`;
+  } finally {
+    client.destroy();
+  }
 }
 
 async function describeSpool(dir: string): Promise<string> {
@@ -131,7 +148,7 @@ export function benchTargets(setup: TargetSetup): Target[] {
       describeOutput: describeTrafficLog,
     },
     { id: 'tollgate-embedded', name: 'Tollgate, records to the embedded spool', scenario: 'get', baseline: 'tollgate-off', start: tollgate('embedded spool', setup), describeOutput: describeSpool },
-    { id: 'tollgate-redis', name: 'Tollgate, records to Redis', scenario: 'get', baseline: 'tollgate-off', start: tollgate('redis stream', setup), describeOutput: describeSpool },
+    { id: 'tollgate-redis', name: 'Tollgate, records to Redis', scenario: 'get', baseline: 'tollgate-off', start: tollgate('redis stream', setup), describeOutput: describeRedisRun },
   ];
   const nginxBinary = setup.nginxBinary;
   if (nginxBinary !== undefined) {

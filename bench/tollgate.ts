@@ -34,15 +34,13 @@ export async function startDemoBackend(pinning: Pinning): Promise<{ backend: Run
 }
 
 export const SPOOL_DIR = 'spool';
-/** The stream the redis rows write to; the bench deletes it afterwards. */
-export const BENCH_STREAM = `tollgate:bench:${process.pid}`;
 
 export interface GatewayShape {
   /** How payload files are laid out; 'packed' appends bodies to size-rolled files. Unset: the gateway's default. */
   payloadLayout?: 'packed';
   /** Where analytics records go (`analytics.buffer.type`); unset: nowhere. */
   buffer?: 'embedded' | 'redis';
-  /** With the redis buffer: the stream (the caller deletes it). */
+  /** With the redis buffer: the stream (the caller deletes it); ignored otherwise. */
   stream?: string;
 }
 
