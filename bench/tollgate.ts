@@ -5,7 +5,7 @@ import { countMarkers } from './files.js';
 import type { Pinning } from './pinning.js';
 import { freePort, startServer, type RunningServer } from './processes.js';
 
-const TOLLGATE_BIN = 'bin/tollgate';
+export const TOLLGATE_BIN = 'bin/tollgate';
 export const TRAFFIC_LOG_DIR = 'logs';
 export const PAYLOAD_DIR = 'payloads';
 
