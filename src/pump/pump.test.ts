@@ -154,6 +154,18 @@ describe('the pump', () => {
     expect(count(await recordsInDirectory(records))).toEqual({ missing: 0, duplicated: 0, extra: 0 });
   });
 
+  it('holds no more than maxBatchesInFlight source batches while its sink is stuck', async () => {
+    await writeFile(workspace.path('records'), 'not a directory');
+    spoolBatches('gw_1.spool', 50, 10);
+    const pump = await startPump(configFor({ timeoutMs: 300 }, { maxBatchesInFlight: 3 }));
+    const read = async (): Promise<number> => metric(await getText(`${pump.healthUrl}/metrics`), 'tollgate_pump_records_read_total');
+    // By the time the sink retries, a pump that ignored the bound would have read more: reads poll every 25 ms.
+    await eventually(async () => (await getText(`${pump.healthUrl}/health`)).includes('"retrying"') || undefined, 10_000, 'the sink to be retrying');
+    expect(await read()).toBe(30);
+    expect(spooled('gw_1.spool')).toBe(50);
+    await rm(workspace.path('records'));
+  });
+
   it('stops gracefully: batches in flight are delivered and acknowledged, the rest stays in the buffer', async () => {
     const written = spoolBatches('gw_1.spool', 50, 40);
     expected = new Set(written.map((record) => record.id));
