@@ -8,7 +8,9 @@
  * sink's and the spool's, without the pump's own bookkeeping.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
- * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,file), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test).
+ * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,file), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_SHAPE: `answered` (default: the gateway answered, one leg, about 1 KB as MessagePack) or
+ * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -33,11 +35,13 @@ const SINK_BATCH = positiveIntFromEnv('PUMP_BENCH_SINK_BATCH', 1000);
 const CONNECTIONS = positiveIntFromEnv('PUMP_BENCH_CONNECTIONS', 3);
 const TARGETS = (process.env.PUMP_BENCH_TARGETS ?? 'postgres,file').split(',').filter(Boolean);
 const ADMIN_URL = process.env.PUMP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SHAPE = process.env.PUMP_BENCH_SHAPE ?? 'answered';
+if (SHAPE !== 'answered' && SHAPE !== 'proxied') throw new Error(`PUMP_BENCH_SHAPE: expected answered or proxied, found ${SHAPE}`);
 /** Records per spooled batch, as the gateway writes them. */
 const SPOOL_BATCH = 500;
 
 const scratch = await scratchDirectory('tollgate-pump-bench-');
-const template = builtRecords(SPOOL_BATCH, { headers: false });
+const template = builtRecords(SPOOL_BATCH, { headers: false, upstream: SHAPE === 'proxied' });
 const recordBytes = encodeBatch(template).length / SPOOL_BATCH;
 const jsonBytes = Buffer.byteLength(template.map((record) => JSON.stringify(record)).join('')) / SPOOL_BATCH;
 
@@ -126,7 +130,7 @@ async function rowsIn(table: string): Promise<number> {
 }
 
 console.log(
-  `pump bench: ${RECORDS} records of ${Math.round(recordBytes)} B MessagePack (${Math.round(jsonBytes)} B as JSON), spooled in batches of ${SPOOL_BATCH}; ` +
+  `pump bench: ${RECORDS} ${SHAPE} records of ${Math.round(recordBytes)} B MessagePack (${Math.round(jsonBytes)} B as JSON), spooled in batches of ${SPOOL_BATCH}; ` +
     `sink batches of ${SINK_BATCH}; postgres on ${CONNECTIONS} connections; ${ROUNDS} interleaved rounds; sinks driven in-process`,
 );
 const rates = new Map<string, number[]>(TARGETS.map((target) => [target, []]));
