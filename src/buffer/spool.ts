@@ -39,7 +39,9 @@ export class Spool {
   readonly #oldest: Database.Statement<[number], { id: number; records: number; bytes: number }>;
   readonly #totals: Database.Statement<[], SpoolTotals>;
   readonly #markSent: Database.Statement<[string, string, number]>;
-  readonly #unsent: Database.Statement<[string, number], SpooledBatchRow>;
+  readonly #unsent: Database.Statement<[string, number, number], SpooledBatchRow>;
+  readonly #sentEntries: Database.Statement<[string], { id: number; stream_entry: string }>;
+  readonly #forgetSent: Database.Statement<[string]>;
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -75,8 +77,10 @@ export class Spool {
     this.#totals = db.prepare('SELECT batches, records, bytes FROM totals');
     this.#markSent = db.prepare('UPDATE batches SET stream_entry = ?, redis_run = ? WHERE id = ?');
     this.#unsent = db.prepare(
-      'SELECT id, created_at, records, data, stream_entry, redis_run FROM batches WHERE (redis_run IS NULL OR redis_run != ?) AND id > ? ORDER BY id LIMIT 1000',
+      'SELECT id, created_at, records, data, stream_entry, redis_run FROM batches WHERE (redis_run IS NULL OR redis_run != ?) AND id > ? ORDER BY id LIMIT ?',
     );
+    this.#sentEntries = db.prepare('SELECT id, stream_entry FROM batches WHERE redis_run = ? ORDER BY id');
+    this.#forgetSent = db.prepare('UPDATE batches SET stream_entry = NULL, redis_run = NULL WHERE redis_run = ?');
   }
 
   /** Appends batches in one transaction (one commit, one fsync); returns their ids, in order. */
@@ -120,14 +124,26 @@ export class Spool {
     return this.#totals.get() as SpoolTotals;
   }
 
-  /** With the redis buffer: the batch was added to the stream as `entry` while Redis ran as `run`. */
-  markSent(id: number, entry: string, run: string): void {
-    this.#markSent.run(entry, run, id);
+  /** With the redis buffer: the batches were added to the stream as their `entry` while Redis ran as `run` (one commit). */
+  markSent(sent: readonly { id: number; entry: string }[], run: string): void {
+    this.#db.transaction(() => {
+      for (const { id, entry } of sent) this.#markSent.run(entry, run, id);
+    })();
   }
 
-  /** With the redis buffer: batches not (yet) added to the stream during the Redis run `run`, oldest first. */
-  unsent(run: string, afterId: number): SpooledBatch[] {
-    return this.#unsent.all(run, afterId).map(batchOf);
+  /** With the redis buffer: up to `limit` batches after `afterId` not (yet) added to the stream during the Redis run `run`, oldest first. */
+  unsent(run: string, afterId: number, limit: number): SpooledBatch[] {
+    return this.#unsent.all(run, afterId, limit).map(batchOf);
+  }
+
+  /** With the redis buffer: the batches added to the stream during the Redis run `run` (and not yet deleted), by id. */
+  sentEntries(run: string): { id: number; entry: string }[] {
+    return this.#sentEntries.all(run).map((row) => ({ id: row.id, entry: row.stream_entry }));
+  }
+
+  /** With the redis buffer: the stream lost what was added during `run` (it or its group vanished); those batches count as unsent again. */
+  forgetSent(run: string): void {
+    this.#forgetSent.run(run);
   }
 
   /** Moves what the write-ahead log holds into the database and truncates it. */
