@@ -1,11 +1,9 @@
 /**
- * Records/s a pump delivers from the embedded spool into PostgreSQL and into a file: a spool is
- * filled with records as the gateway writes them (batches of 500), then drained the way the pump
- * drains it (read, decode, write one sink batch at a time, delete what was written), timed from
- * the first read to the empty spool. Rounds interleave the targets; medians are printed.
- *
- * The sinks are driven directly in this process (no `tollgate pump` child): the figures are the
- * sink's and the spool's, without the pump's own bookkeeping.
+ * Records/s one `tollgate pump` process delivers from the embedded spool into PostgreSQL and into
+ * a file: a spool is filled with records as the gateway writes them (batches of 500), then the
+ * pump is started on it and timed from the first batch that leaves the spool to the empty spool
+ * (its start-up is not counted). Rounds interleave the targets; medians are printed, with the CPU
+ * each record cost the pump and PostgreSQL.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
  * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,file), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
@@ -13,18 +11,18 @@
  * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
  */
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { AnalyticsRecord } from '../src/analytics/analytics-record.js';
-import { decodeBatch, encodeBatch } from '../src/analytics/codec.js';
-import { Spool } from '../src/buffer/spool.js';
+import { encodeBatch } from '../src/analytics/codec.js';
+import { Spool, spoolPath } from '../src/buffer/spool.js';
 import { newCorrelationId } from '../src/recording/correlation-id.js';
-import type { Sink } from '../src/pump/sink.js';
-import { fileSink } from '../src/pump/sinks/file.js';
-import { postgresSink } from '../src/pump/sinks/postgres.js';
-import { sinkConfigSchema } from '../src/pump/sinks/registry.js';
 import { builtRecords } from '../test/support/built-records.js';
-import { commandCpuSeconds } from './cpu.js';
+import { BIN } from '../test/support/gateway-process.js';
+import { commandCpuSeconds, groupCpuSeconds } from './cpu.js';
 import { positiveIntFromEnv } from './env.js';
 import { scratchDirectory } from './processes.js';
 import { median } from './summary.js';
@@ -53,8 +51,6 @@ if (TARGETS.includes('postgres')) {
   });
   await admin.query(`CREATE DATABASE ${database}`);
 }
-/** PostgreSQL's processes on this host: their CPU per record, beside the pump's. */
-const serverCpuSeconds = (): number | undefined => commandCpuSeconds('postgres');
 const databaseUrl = (): string => {
   const url = new URL(ADMIN_URL);
   url.pathname = `/${database}`;
@@ -74,49 +70,68 @@ function filledSpool(path: string): Spool {
   return spool;
 }
 
-function sinkFor(target: string, round: number): Sink {
-  const notify = (message: string): void => void process.stderr.write(`${message}\n`);
-  if (target === 'postgres') {
-    const options = sinkConfigSchema.parse({ type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS });
-    return postgresSink.create(options as unknown as Parameters<typeof postgresSink.create>[0], { name: 'postgres', notify });
-  }
-  if (target === 'file') {
-    const options = sinkConfigSchema.parse({ type: 'file', directory: join(scratch, `records-${round}`) });
-    return fileSink.create(options as unknown as Parameters<typeof fileSink.create>[0], { name: 'file', notify });
-  }
-  throw new Error(`PUMP_BENCH_TARGETS: expected postgres or file, found ${target}`);
+/** The pump's configuration for one round: the spool directory as its buffer, one sink. */
+function configFor(target: string, round: number, directory: string): string {
+  const sink =
+    target === 'postgres'
+      ? { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
+      : target === 'file'
+        ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
+        : null;
+  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres or file, found ${target}`);
+  const config = {
+    analytics: { buffer: { type: 'embedded', directory: join(directory, 'spool') } },
+    pump: { deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
+  };
+  const file = join(directory, 'tollgate.yaml');
+  writeFileSync(file, JSON.stringify(config));
+  return file;
 }
 
-/** Drains the spool into the sink as the pump does: the next sink batch is read and decoded while the current one is written. */
-async function drain(spool: Spool, sink: Sink): Promise<number> {
-  let afterId = 0;
-  const next = (): { records: AnalyticsRecord[]; ids: number[] } => {
-    const records: AnalyticsRecord[] = [];
-    const ids: number[] = [];
-    while (records.length < SINK_BATCH) {
-      const [batch] = spool.read(afterId, 1);
-      if (batch === undefined) break;
-      afterId = batch.id;
-      ids.push(batch.id);
-      records.push(...decodeBatch(batch.data));
-    }
-    return { records, ids };
-  };
-  const started = performance.now();
-  let current = next();
-  let written: number[] = [];
-  while (current.records.length > 0) {
-    const writing = sink.write(current.records);
-    // The batches written last leave the spool while these are written.
-    spool.delete(written);
-    const following = next();
-    const rejected = await writing;
-    if (rejected.length > 0) throw new Error(`${rejected.length} records rejected: ${rejected[0]?.reason}`);
-    written = current.ids;
-    current = following;
+interface Drain {
+  seconds: number;
+  records: number;
+  pumpCpuSeconds: number;
+  serverCpuSeconds: number | undefined;
+}
+
+/** Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the empty spool. */
+async function drain(configFile: string, spool: Spool): Promise<Drain> {
+  // Its own process group, so that its CPU is read apart from everything else.
+  const pump = spawn(process.execPath, [BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let output = '';
+  pump.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = once(pump, 'exit');
+  const pid = pump.pid as number;
+  const pumpCpu = (): number => groupCpuSeconds([pid])?.[0] ?? Number.NaN;
+  try {
+    const deadline = Date.now() + 600_000;
+    const waitFor = async (done: (records: number) => boolean, what: string): Promise<number> => {
+      for (;;) {
+        const { records } = spool.totals();
+        if (done(records)) return records;
+        if (pump.exitCode !== null) throw new Error(`the pump exited (${pump.exitCode}) ${what}:\n${output}`);
+        if (Date.now() > deadline) throw new Error(`the pump took more than 10 minutes ${what}:\n${output}`);
+        await sleep(5);
+      }
+    };
+    const left = await waitFor((records) => records < RECORDS, 'before taking any batch');
+    const started = performance.now();
+    // PostgreSQL's processes on this host: their CPU per record, beside the pump's.
+    const [pumpBefore, serverBefore] = [pumpCpu(), commandCpuSeconds('postgres')];
+    await waitFor((records) => records === 0, 'before emptying the spool');
+    const seconds = (performance.now() - started) / 1000;
+    const [pumpAfter, serverAfter] = [pumpCpu(), commandCpuSeconds('postgres')];
+    return {
+      seconds,
+      records: left,
+      pumpCpuSeconds: pumpAfter - pumpBefore,
+      serverCpuSeconds: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
+    };
+  } finally {
+    pump.kill('SIGTERM');
+    await exited;
   }
-  spool.delete(written);
-  return (performance.now() - started) / 1000;
 }
 
 async function rowsIn(table: string): Promise<number> {
@@ -131,32 +146,26 @@ async function rowsIn(table: string): Promise<number> {
 
 console.log(
   `pump bench: ${RECORDS} ${SHAPE} records of ${Math.round(recordBytes)} B MessagePack (${Math.round(jsonBytes)} B as JSON), spooled in batches of ${SPOOL_BATCH}; ` +
-    `sink batches of ${SINK_BATCH}; postgres on ${CONNECTIONS} connections; ${ROUNDS} interleaved rounds; sinks driven in-process`,
+    `sink batches of ${SINK_BATCH}; postgres on ${CONNECTIONS} connections; ${ROUNDS} interleaved rounds; one tollgate pump process`,
 );
 const rates = new Map<string, number[]>(TARGETS.map((target) => [target, []]));
 const micros = new Map<string, [number, number][]>(TARGETS.map((target) => [target, []]));
 try {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const target of TARGETS) {
-      const spool = filledSpool(join(scratch, `${target}-${round}.spool`));
-      const sink = sinkFor(target, round);
-      await sink.open();
-      const cpuBefore = process.cpuUsage();
-      const serverBefore = serverCpuSeconds();
-      const seconds = await drain(spool, sink);
-      const cpu = process.cpuUsage(cpuBefore);
-      const serverAfter = serverCpuSeconds();
-      await sink.close();
-      if (spool.totals().records !== 0) throw new Error(`${target}: the spool was not drained`);
+      const directory = join(scratch, `${target}-${round}`);
+      mkdirSync(join(directory, 'spool'), { recursive: true });
+      const spool = filledSpool(spoolPath(join(directory, 'spool'), 'bench', 'instance-1'));
+      const result = await drain(configFor(target, round, directory), spool);
       spool.close();
       if (target === 'postgres' && (await rowsIn(`bench_${round}`)) !== RECORDS) throw new Error('postgres: not every record is in the table');
-      const rate = RECORDS / seconds;
+      const rate = result.records / result.seconds;
+      const pumpMicros = (result.pumpCpuSeconds * 1e6) / result.records;
+      const serverMicros = target === 'postgres' && result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
       rates.get(target)?.push(rate);
-      const pumpMicros = (cpu.user + cpu.system) / RECORDS;
-      const serverMicros = target === 'postgres' && serverBefore !== undefined && serverAfter !== undefined ? ((serverAfter - serverBefore) * 1e6) / RECORDS : undefined;
       micros.get(target)?.push([pumpMicros, serverMicros ?? 0]);
       console.log(
-        `round ${round} ${target}: ${Math.round(rate)} records/s (${seconds.toFixed(2)} s); CPU per record: ${pumpMicros.toFixed(1)} us in this process` +
+        `round ${round} ${target}: ${Math.round(rate)} records/s (${result.records} in ${result.seconds.toFixed(2)} s); CPU per record: ${pumpMicros.toFixed(1)} us in the pump` +
           (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in PostgreSQL`),
       );
     }
@@ -166,7 +175,7 @@ try {
     const pump = median(cpu.map(([pumpMicros]) => pumpMicros));
     const server = median(cpu.map(([, serverMicros]) => serverMicros));
     console.log(
-      `median ${target}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in this process` +
+      `median ${target}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in the pump` +
         (target === 'postgres' ? `, ${server.toFixed(1)} us in PostgreSQL (every session's: other users of the server count too)` : ''),
     );
   }
