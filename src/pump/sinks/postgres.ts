@@ -31,7 +31,7 @@ const STAGED_TABLE = 'tollgate_staged';
  * straight into the table, in one transaction: the cheapest form, and it either adds every row or
  * none. If a row with one of its ids is there already (a retry after an outage, a pump restarted
  * before its acknowledgement), the chunk is written again through a temporary table, `INSERT ...
- * SELECT ... ON CONFLICT (id) DO NOTHING`, which adds only what is missing. The table is made and
+ * SELECT ... ON CONFLICT DO NOTHING`, which adds only what is missing. The table is made and
  * migrated at open; rows past their `expireAt` are deleted on a schedule.
  */
 export class PostgresSink implements Sink {
@@ -48,7 +48,7 @@ export class PostgresSink implements Sink {
     readonly options: PostgresSinkOptions,
     readonly context: SinkContext,
   ) {
-    this.#insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT (id) DO NOTHING`;
+    this.#insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT DO NOTHING`;
   }
 
   async open(): Promise<void> {
