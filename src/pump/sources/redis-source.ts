@@ -17,6 +17,8 @@ export interface RedisSourceOptions {
   /** Entries another consumer took and left unacknowledged this long are claimed (`pump.claimIdleMs`). */
   claimIdleMs: number;
   undecodable: UndecodableKeeper;
+  /** Counts what went to the undecodable dead letter. */
+  onUndecodable?: () => void;
   onError: (error: Error) => void;
 }
 
@@ -149,6 +151,7 @@ export class RedisSource implements BatchSource {
         this.#batchesSeen++;
       } catch (error) {
         const kept = this.#options.undecodable.putEncoded(data ?? Buffer.alloc(0), declared);
+        this.#options.onUndecodable?.();
         this.#options.onError(
           Object.assign(new Error(`Redis stream ${this.#options.stream}: entry ${key} (${declared} record(s)) could not be decoded (${(error as Error).message}); kept as dead letter batch ${kept}`), {
             code: 'REDIS_UNDECODABLE',
@@ -161,8 +164,12 @@ export class RedisSource implements BatchSource {
   }
 
   async ack(batch: SourceBatch): Promise<void> {
-    await this.#remove(batch.key);
-    this.#held.delete(batch.key);
+    try {
+      await this.#remove(batch.key);
+    } finally {
+      // Not acknowledged: no longer kept fresh either, so it is claimed again once idle (and delivered again).
+      this.#held.delete(batch.key);
+    }
   }
 
   async #remove(key: string): Promise<void> {
