@@ -121,7 +121,9 @@ describe('tollgate pump', () => {
   it('refuses a config whose sink type is unknown, or whose buffer is none, naming the key', async () => {
     const unknownType = await runCli(['pump', '--config', await workspace.writeConfig(config({ pump: { sinks: [{ type: 'kafka' }] } }), 'a.yaml')]);
     expect(unknownType.code).toBe(2);
-    expect(problemLines(unknownType.stderr)).toEqual(['pump.sinks.0.type: expected one of "file"|"stdout", found "kafka"']);
+    const [problem, ...others] = problemLines(unknownType.stderr);
+    expect(others).toEqual([]);
+    expect(problem).toMatch(/^pump\.sinks\.0\.type: expected one of "file"\|"stdout"(\|"[a-z-]+")*, found "kafka"$/);
 
     const noBuffer = await runCli(['pump', '--config', await workspace.writeConfig(config({ analytics: {} }), 'b.yaml')]);
     expect(noBuffer.code).toBe(2);
