@@ -45,6 +45,9 @@ export class EmbeddedSource implements BatchSource {
   #nextScan = 0;
   #nextCheckpoint = Date.now() + CHECKPOINT_MS;
   #closed = false;
+  /** Acknowledgements waiting for this turn of the event loop to end: deleted in one commit per spool (a commit waits for the disk). */
+  readonly #acks = new Map<OpenSpool, { ids: number[]; done: (() => void)[]; failed: ((error: Error) => void)[] }>();
+  #ackScheduled = false;
 
   constructor(readonly options: EmbeddedSourceOptions) {}
 
@@ -58,9 +61,35 @@ export class EmbeddedSource implements BatchSource {
     }
   }
 
-  async ack(batch: SourceBatch): Promise<void> {
+  ack(batch: SourceBatch): Promise<void> {
     const { spool, id } = batch as EmbeddedBatch;
-    spool.spool.delete([id]);
+    return new Promise((resolve, reject) => {
+      let pending = this.#acks.get(spool);
+      if (pending === undefined) {
+        pending = { ids: [], done: [], failed: [] };
+        this.#acks.set(spool, pending);
+      }
+      pending.ids.push(id);
+      pending.done.push(resolve);
+      pending.failed.push(reject);
+      if (!this.#ackScheduled) {
+        this.#ackScheduled = true;
+        setImmediate(() => this.#deleteAcknowledged());
+      }
+    });
+  }
+
+  #deleteAcknowledged(): void {
+    this.#ackScheduled = false;
+    for (const [open, { ids, done, failed }] of this.#acks) {
+      this.#acks.delete(open);
+      try {
+        open.spool.delete(ids);
+        for (const resolve of done) resolve();
+      } catch (error) {
+        for (const reject of failed) reject(error as Error);
+      }
+    }
   }
 
   async depth(): Promise<{ batches: number; records: number; oldestAgeMs: number }> {
@@ -78,6 +107,7 @@ export class EmbeddedSource implements BatchSource {
   }
 
   async close(): Promise<void> {
+    this.#deleteAcknowledged();
     this.#closed = true;
     for (const { spool } of this.#spools.values()) spool.close();
     this.#spools.clear();
