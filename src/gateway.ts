@@ -26,6 +26,7 @@ import type { AppendFileEvents } from './storage/append-file.js';
 import { DiskQuota } from './storage/disk-quota.js';
 import { EventFormatter } from './traffic-log/event-formatter.js';
 import { openTrafficLog } from './traffic-log/traffic-log.js';
+import { openAnalyticsShipper } from './buffer/open-buffer.js';
 import { VERSION } from './version.js';
 
 const MB = 1024 * 1024;
@@ -52,9 +53,10 @@ export interface RunningGateway {
 }
 
 /** What was given up while the gateway ran, for its last message; empty when nothing was. */
-function dropSummary(logDropped: number, bodiesOverMemory: number): string {
+function dropSummary(logDropped: number, analyticsDropped: number, bodiesOverMemory: number): string {
   const parts: string[] = [];
   if (logDropped > 0) parts.push(`${logDropped} transaction(s) dropped by the traffic log`);
+  if (analyticsDropped > 0) parts.push(`${analyticsDropped} analytics record(s) dropped by the analytics buffer`);
   if (bodiesOverMemory > 0) parts.push(`${bodiesOverMemory} body(ies) not stored for analytics.payloadMemoryMb`);
   return parts.length === 0 ? '' : `; ${parts.join(', ')}`;
 }
@@ -123,7 +125,13 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
           });
   }
 
-  const consumers: RecordConsumer[] = trafficLog === null ? [] : [trafficLog];
+  const shipper = openAnalyticsShipper(config, {
+    group: gateway.group,
+    instance,
+    onDrop: errors.for('analytics buffer'),
+    onError: errors.for('analytics buffer'),
+  });
+  const consumers: RecordConsumer[] = [trafficLog, shipper].filter((consumer) => consumer !== null);
   const redactor = new Redactor(analytics.redact);
   const heldBytes = new HeldBytes(analytics.payloadMemoryMb * MB);
   const pipeline = new RecordingPipeline({
@@ -149,7 +157,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   });
   const inFlight = new InFlight();
   const protocol = gateway.tls === undefined ? 'http' : 'https';
-  const context: ProxyContext = { route: createRouter(routes), policies, pipeline, protocol, inFlight };
+  const context: ProxyContext = { route: createRouter(routes), policies, pipeline, protocol, inFlight, refusal: () => shipper?.refusal() ?? null };
 
   // requireHostHeader: the gateway refuses such requests itself, so that they are recorded.
   const serverOptions = {
@@ -219,7 +227,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
         await pipeline.close();
         await quota?.stop();
         errors.flush();
-        operations.info(`gateway ${instance} stopped${dropSummary(trafficLog?.dropped ?? 0, heldBytes.refused)}`);
+        operations.info(`gateway ${instance} stopped${dropSummary(trafficLog?.dropped ?? 0, shipper?.dropped ?? 0, heldBytes.refused)}`);
       })();
       return closing;
     },

@@ -39,7 +39,9 @@ export class Spool {
   readonly #oldest: Database.Statement<[number], { id: number; records: number; bytes: number }>;
   readonly #totals: Database.Statement<[], SpoolTotals>;
   readonly #markSent: Database.Statement<[string, string, number]>;
-  readonly #unsent: Database.Statement<[string, number], SpooledBatchRow>;
+  readonly #unsent: Database.Statement<[string, number, number], SpooledBatchRow>;
+  readonly #sentEntries: Database.Statement<[string], { id: number; stream_entry: string }>;
+  readonly #forgetSent: Database.Statement<[string]>;
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -55,9 +57,7 @@ export class Spool {
         created_at INTEGER NOT NULL,
         records INTEGER NOT NULL,
         bytes INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        stream_entry TEXT,
-        redis_run TEXT
+        data BLOB NOT NULL
       );
       CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), batches INTEGER NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL);
       INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0);
@@ -67,16 +67,27 @@ export class Spool {
       CREATE TRIGGER IF NOT EXISTS batch_removed AFTER DELETE ON batches BEGIN
         UPDATE totals SET batches = batches - 1, records = records - OLD.records, bytes = bytes - OLD.bytes;
       END;
+      -- With the redis buffer: which batch went to the stream as which entry, in which Redis run. A
+      -- table of its own, because updating a row of batches would write its whole blob again.
+      CREATE TABLE IF NOT EXISTS sent (id INTEGER PRIMARY KEY, stream_entry TEXT NOT NULL, redis_run TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS sent_by_run ON sent (redis_run);
+      CREATE TRIGGER IF NOT EXISTS sent_removed AFTER DELETE ON batches BEGIN
+        DELETE FROM sent WHERE id = OLD.id;
+      END;
     `);
     this.#insert = db.prepare('INSERT INTO batches (created_at, records, bytes, data) VALUES (?, ?, ?, ?)');
-    this.#readAfter = db.prepare('SELECT id, created_at, records, data, stream_entry, redis_run FROM batches WHERE id > ? ORDER BY id LIMIT ?');
+    this.#readAfter = db.prepare(
+      'SELECT batches.id, created_at, records, data, sent.stream_entry, sent.redis_run FROM batches LEFT JOIN sent USING (id) WHERE batches.id > ? ORDER BY batches.id LIMIT ?',
+    );
     this.#delete = db.prepare('DELETE FROM batches WHERE id = ?');
     this.#oldest = db.prepare('SELECT id, records, bytes FROM batches ORDER BY id LIMIT ?');
     this.#totals = db.prepare('SELECT batches, records, bytes FROM totals');
-    this.#markSent = db.prepare('UPDATE batches SET stream_entry = ?, redis_run = ? WHERE id = ?');
+    this.#markSent = db.prepare('INSERT OR REPLACE INTO sent (stream_entry, redis_run, id) SELECT ?, ?, id FROM batches WHERE id = ?');
     this.#unsent = db.prepare(
-      'SELECT id, created_at, records, data, stream_entry, redis_run FROM batches WHERE (redis_run IS NULL OR redis_run != ?) AND id > ? ORDER BY id LIMIT 1000',
+      'SELECT batches.id, created_at, records, data, sent.stream_entry, sent.redis_run FROM batches LEFT JOIN sent USING (id) WHERE (sent.redis_run IS NULL OR sent.redis_run != ?) AND batches.id > ? ORDER BY batches.id LIMIT ?',
     );
+    this.#sentEntries = db.prepare('SELECT id, stream_entry FROM sent WHERE redis_run = ? ORDER BY id');
+    this.#forgetSent = db.prepare('DELETE FROM sent WHERE redis_run = ?');
   }
 
   /** Appends batches in one transaction (one commit, one fsync); returns their ids, in order. */
@@ -120,14 +131,26 @@ export class Spool {
     return this.#totals.get() as SpoolTotals;
   }
 
-  /** With the redis buffer: the batch was added to the stream as `entry` while Redis ran as `run`. */
-  markSent(id: number, entry: string, run: string): void {
-    this.#markSent.run(entry, run, id);
+  /** With the redis buffer: the batches were added to the stream as their `entry` while Redis ran as `run` (one commit). */
+  markSent(sent: readonly { id: number; entry: string }[], run: string): void {
+    this.#db.transaction(() => {
+      for (const { id, entry } of sent) this.#markSent.run(entry, run, id);
+    })();
   }
 
-  /** With the redis buffer: batches not (yet) added to the stream during the Redis run `run`, oldest first. */
-  unsent(run: string, afterId: number): SpooledBatch[] {
-    return this.#unsent.all(run, afterId).map(batchOf);
+  /** With the redis buffer: up to `limit` batches after `afterId` not (yet) added to the stream during the Redis run `run`, oldest first. */
+  unsent(run: string, afterId: number, limit: number): SpooledBatch[] {
+    return this.#unsent.all(run, afterId, limit).map(batchOf);
+  }
+
+  /** With the redis buffer: the batches added to the stream during the Redis run `run` (and not yet deleted), by id. */
+  sentEntries(run: string): { id: number; entry: string }[] {
+    return this.#sentEntries.all(run).map((row) => ({ id: row.id, entry: row.stream_entry }));
+  }
+
+  /** With the redis buffer: the stream lost what was added during `run` (it or its group vanished); those batches count as unsent again. */
+  forgetSent(run: string): void {
+    this.#forgetSent.run(run);
   }
 
   /** Moves what the write-ahead log holds into the database and truncates it. */

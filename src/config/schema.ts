@@ -160,6 +160,8 @@ const pumpSchema = z.strictObject({
   group: name.default('tollgate-pumps'),
   /** This pump's name in the group; default `<hostname>-<pid>`. */
   consumer: name.optional(),
+  /** Stream entries another pump took and left unacknowledged this long are claimed by this one (a crashed pump's). */
+  claimIdleMs: milliseconds.default(30_000),
   health: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65_535) }).optional(),
   /** Batches a sink gave up on, one spool per sink, for `tollgate replay`. */
   deadLetterDirectory: z.string().min(1).default('data/dead-letter'),

@@ -15,6 +15,8 @@ export interface ProxyContext {
   pipeline: RecordingPipeline;
   protocol: Protocol;
   inFlight: InFlight;
+  /** Why new requests are refused for now (a full analytics buffer under `whenFull: reject`), or null. */
+  refusal: () => string | null;
 }
 
 /** The header list a request arrived with, when the gateway had to rewrite it before Node parsed it again. */
@@ -129,6 +131,11 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
     answerItself(request, response, transaction, 400, 'Bad Request', `malformed request (${message})`);
   }
 
+  function refuseWhileUnrecordable(request: IncomingMessage, response: ServerResponse, transaction: Transaction, reason: string): void {
+    transaction.fail('analytics-buffer-full', reason);
+    answerItself(request, response, transaction, 503, 'Service Unavailable', reason);
+  }
+
   function proxy(request: IncomingMessage, response: ServerResponse, transaction: Transaction, match: RouteMatch, path: string, routeStart: number): void {
     const tracked = applyRoute(transaction, request, match, policies);
     transaction.step('route', 'router', routeStart, 'Pass', match.route.api.name);
@@ -188,6 +195,8 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
     inFlight.enter();
     const start = (): void => {
       if (request.headers.host === undefined && request.httpVersion === '1.1') return refuseWithoutHost(request, response, transaction);
+      const refusal = context.refusal();
+      if (refusal !== null) return refuseWhileUnrecordable(request, response, transaction, refusal);
       const routeStart = performance.now();
       const path = canonicalPath(transaction.path);
       const match = context.route(path);

@@ -18,7 +18,8 @@ export type FailureReason =
   | 'upstream-error'
   | 'client-aborted-request'
   | 'client-aborted-response'
-  | 'gateway-shutdown';
+  | 'gateway-shutdown'
+  | 'analytics-buffer-full';
 
 /**
  * A header block kept as the raw pieces seen on the wire; it is redacted and rendered only once
@@ -211,7 +212,7 @@ export class Transaction {
 
 
   get outcome(): TransactionStatus {
-    if (this.failure !== null && this.failure !== 'no-route' && this.failure !== 'malformed-request') return 'exception';
+    if (this.failure !== null && this.failure !== 'no-route' && this.failure !== 'malformed-request' && this.failure !== 'analytics-buffer-full') return 'exception';
     if (this.status === 0) return 'unknown';
     return this.status >= 400 ? 'failure' : 'success';
   }

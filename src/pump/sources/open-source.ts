@@ -4,6 +4,7 @@ import type { Config } from '../../config/schema.js';
 import type { DeadLetter } from '../dead-letter.js';
 import type { BatchSource } from '../source.js';
 import { EmbeddedSource } from './embedded-source.js';
+import { RedisSource } from './redis-source.js';
 
 export interface SourceContext {
   /** Where batches that cannot be decoded go. */
@@ -21,7 +22,20 @@ export function openSource(config: Config, context: SourceContext): BatchSource 
     case 'embedded':
       return new EmbeddedSource({ directory: resolve(buffer.directory), undecodable: context.undecodable, onUndecodable: context.onUndecodable, notify: context.notify });
     case 'redis':
-      throw new ConfigError(context.configSource, ['analytics.buffer.type: the pump cannot read the redis buffer yet, found "redis"']);
+      return new RedisSource({
+        url: buffer.url,
+        stream: buffer.stream,
+        group: config.pump.group,
+        consumer: config.pump.consumer,
+        claimIdleMs: config.pump.claimIdleMs,
+        undecodable: {
+          putEncoded: (data, records) => {
+            context.onUndecodable();
+            return context.undecodable.putEncoded(data, records);
+          },
+        },
+        onError: (error) => context.notify(error.message),
+      });
     case 'none':
       throw new ConfigError(context.configSource, ['analytics.buffer.type: expected embedded or redis for the pump, found none']);
   }

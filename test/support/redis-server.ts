@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
+import { eventually } from './gateway-process.js';
+
+/**
+ * A test's own `redis-server`, without persistence: `kill()` is a SIGKILL, and `start()` again
+ * brings up an empty Redis (a new run id) on the same port.
+ */
+export class RedisServer {
+  #child: ChildProcess | null = null;
+  #output = '';
+
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<RedisServer> {
+    const server = await RedisServer.reserve();
+    await server.start();
+    return server;
+  }
+
+  /** A port for a Redis not started yet. */
+  static async reserve(): Promise<RedisServer> {
+    return new RedisServer(await freePort());
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (chunk: Buffer) => (this.#output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (this.#output += chunk.toString()));
+    const failed = new Promise<never>((_, reject) => {
+      child.once('error', (error) => reject(new Error(`redis-server could not be started (is it installed?): ${error.message}`)));
+      child.once('exit', (code) => reject(new Error(`redis-server exited with code ${code}:\n${this.#output}`)));
+    });
+    failed.catch(() => undefined);
+    this.#child = child;
+    await Promise.race([failed, eventually(() => this.#answersPing(), 10_000, `redis-server on port ${this.port} to answer PING`)]);
+  }
+
+  async kill(): Promise<void> {
+    const child = this.#child;
+    this.#child = null;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  #answersPing(): Promise<true | undefined> {
+    return new Promise((resolve) => {
+      const socket = connect(this.port, '127.0.0.1', () => socket.write('PING\r\n'));
+      socket.on('data', (chunk: Buffer) => {
+        socket.destroy();
+        resolve(chunk.toString().startsWith('+PONG') ? true : undefined);
+      });
+      socket.on('error', () => resolve(undefined));
+    });
+  }
+}
+
+/** A TCP port nobody listens on right now (redis-server cannot be given port 0). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
