@@ -4,7 +4,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../analytics/analytics-record.js';
 import { encodeBatch } from '../analytics/codec.js';
 import { Spool } from '../buffer/spool.js';
-import { SINKS } from '../pump/sinks/registry.js';
 import { analyticsRecords, recordsInDirectory } from '../../test/support/analytics-records.js';
 import { BIN, eventually, problemLines, runCli, Workspace } from '../../test/support/gateway-process.js';
 
@@ -147,9 +146,9 @@ describe('tollgate pump', () => {
   it('refuses a config whose sink type is unknown, or whose buffer is none, naming the key', async () => {
     const unknownType = await runCli(['pump', '--config', await workspace.writeConfig(config({ pump: { sinks: [{ type: 'kafka' }] } }), 'a.yaml')]);
     expect(unknownType.code).toBe(2);
-    const types = SINKS.map((sink) => JSON.stringify(sink.type)).join('|');
-    expect(types).toMatch(/^"file"\|"stdout"/);
-    expect(problemLines(unknownType.stderr)).toEqual([`pump.sinks.0.type: expected one of ${types}, found "kafka"`]);
+    const [problem, ...others] = problemLines(unknownType.stderr);
+    expect(others).toEqual([]);
+    expect(problem).toMatch(/^pump\.sinks\.0\.type: expected one of "file"\|"stdout"(\|"[a-z-]+")*, found "kafka"$/);
 
     const noBuffer = await runCli(['pump', '--config', await workspace.writeConfig(config({ analytics: {} }), 'b.yaml')]);
     expect(noBuffer.code).toBe(2);
