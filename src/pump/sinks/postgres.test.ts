@@ -190,6 +190,20 @@ describe('the postgres sink', () => {
     expect(retried.every((error) => error instanceof RetryableError)).toBe(true);
   });
 
+  it('gives up on a write that gets no answer after timeoutMs, retryably, and writes each record once when answers come again', async () => {
+    const proxy = await startProxy();
+    const sink = newSink({ url: urlOf(database, proxy.port), timeoutMs: 1_000 });
+    await sink.open();
+    const records = builtRecords(300);
+    proxy.blackHole();
+    const started = Date.now();
+    await expect(sink.write(records)).rejects.toThrow(RetryableError);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    await proxy.restore();
+    expect(await sink.write(records)).toEqual([]);
+    expect(new Set(await idsIn(`records_${tables}`))).toEqual(new Set(records.map((record) => record.id)));
+  });
+
   it('fails retryably at open while PostgreSQL is unreachable, and opens once it is back', async () => {
     const proxy = await startProxy();
     await proxy.cutOff();
