@@ -10,8 +10,6 @@ export class TcpProxy {
   #server: Server | null = null;
   #port = 0;
   #blackHoled = false;
-  /** Connections accepted since the start (the client side of each). */
-  connections = 0;
 
   private constructor(
     readonly targetHost: string,
@@ -27,10 +25,6 @@ export class TcpProxy {
 
   get port(): number {
     return this.#port;
-  }
-
-  get cut(): boolean {
-    return this.#server === null;
   }
 
   /** Destroys every connection and stops listening: new connections are refused. */
@@ -71,7 +65,6 @@ export class TcpProxy {
   }
 
   #forward(client: Socket): void {
-    this.connections++;
     const upstream = connect(this.targetPort, this.targetHost);
     for (const socket of [client, upstream]) {
       this.#sockets.add(socket);
