@@ -273,6 +273,16 @@ describe('the postgres sink', () => {
     expect(row.legs[0].error).toBe('nul \\u0000 in a leg');
   });
 
+  it('writes chunks of large records (bodies kept in the record) in several pieces of COPY text', async () => {
+    const sink = newSink({ connections: 1 });
+    await sink.open();
+    const body = `{"items":"${'x'.repeat(200_000)}"}`;
+    const records = builtRecords(30, { tweak: (transaction) => void (transaction.clientLeg.sentBody = { bytes: Buffer.from(body), truncated: false }) });
+    expect(await sink.write(records)).toEqual([]);
+    const rows = await db.query<{ length: number }>(`SELECT length(legs->0->'sent'->>'body') AS length FROM records_${tables}`);
+    expect(rows.rows.map((row) => row.length)).toEqual(records.map(() => body.length));
+  });
+
   it('returns the records PostgreSQL refuses, with its reason, and writes every other record of the batch', async () => {
     const sink = newSink();
     await sink.open();
