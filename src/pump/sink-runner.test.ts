@@ -159,4 +159,18 @@ describe('the sink runner', () => {
     expect((await metrics.sinkCounts('scripted')).deadLettered).toEqual({ retry_time_exceeded: 5 });
     expect(notes.join('\n')).toContain('failing for more than 0.5 s (maxRetryTimeSec)');
   });
+
+  it('keeps backing off while a receiver that never opens is past maxRetryTimeSec, and dead-letters without waiting', async () => {
+    const refused = (): Promise<void> => Promise.reject(new Error('connect ECONNREFUSED'));
+    const sink = new ScriptedSink({ open: Array.from({ length: 10_000 }, () => refused) });
+    const { runner, deadLetter } = run(sink, { maxRetryTimeSec: 0.2 });
+    const records = analyticsRecords(2);
+    await runner.deliver(records);
+    expect(runner.status().state).toBe('dead-lettering');
+    expect(lettered(deadLetter)).toEqual(records.map((record) => record.id));
+    const opensThen = sink.opens.length;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Full jitter doubles up to 30 s: a handful of attempts in a second, not a busy loop.
+    expect(sink.opens.length - opensThen).toBeLessThan(10);
+  });
 });

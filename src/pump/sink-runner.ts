@@ -302,10 +302,10 @@ export class SinkRunner {
     }
   }
 
-  /** Full jitter, or what the receiver asked for; never past the moment the sink is to give up. */
+  /** Full jitter, or what the receiver asked for; until the sink gives up, never past the moment it is to. */
   #backoffMs(error: Error | null): number {
     const wanted = error instanceof RetryableError && error.retryAfterMs !== null ? error.retryAfterMs : fullJitter(this.#failures);
-    if (this.#failingSince === null) return wanted;
+    if (this.#failingSince === null || this.#state === 'dead-lettering') return wanted;
     return Math.max(0, Math.min(wanted, this.#failingSince + this.#maxRetryMs - Date.now()));
   }
 
