@@ -140,7 +140,7 @@ describe('the redis analytics buffer', () => {
     await load.stop();
 
     expect(load.failed).toBe(0);
-    expect(load.answered.length).toBeGreaterThan(200);
+    expect(load.answered.length).toBeGreaterThan(20);
     const seen = await allArrived(load.answered, consumer, 10_000);
     await eventually(async () => (spooledBatches() === 0 ? true : undefined), 10_000, 'the local spool to empty');
     expect(await gateway.stop()).toBe(0);
