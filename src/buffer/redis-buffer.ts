@@ -99,8 +99,9 @@ export class RedisBuffer implements BatchBuffer {
           continue;
         }
         if (this.#run === null) await this.#resume();
-        if (await this.#sendUnsent()) continue;
+        // Checked between rounds too: while a backlog goes out, what the pumps took leaves the spool.
         if (this.#awaitingAck.length > 0 && Date.now() >= this.#nextAckCheck) await this.#checkAcks();
+        if (await this.#sendUnsent()) continue;
         failures = 0;
         await this.#idle(this.#awaitingAck.length > 0 ? ACK_CHECK_MS : RETRY_MAX_MS);
       } catch (error) {
