@@ -1,5 +1,5 @@
 // npm run bench:crash -- what a SIGKILL under load loses: answered transactions missing from the traffic log.
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -14,10 +14,15 @@ import { scratchDirectory, type RunningServer } from './processes.js';
 import { table } from './report.js';
 import { median } from './summary.js';
 import { tollgate, type TargetSetup, type TollgateMode } from './targets.js';
-import { assertTollgateBuilt, startDemoBackend, TRAFFIC_LOG_DIR } from './tollgate.js';
+import { assertTollgateBuilt, SPOOL_DIR, startDemoBackend, TRAFFIC_LOG_DIR } from './tollgate.js';
+import { decodeBatch } from '../src/analytics/codec.js';
+import { Spool, SPOOL_FILE } from '../src/buffer/spool.js';
 
+const DEFAULTS = configSchema.parse({});
 /** The payload writer's bound in the config the bench runs (the default): the traffic a crash may lose. */
-const MAX_WRITE_DELAY_MS = configSchema.parse({}).trafficLog.payloads.maxWriteDelayMs;
+const MAX_WRITE_DELAY_MS = DEFAULTS.trafficLog.payloads.maxWriteDelayMs;
+/** The analytics buffer's bound (the default): records wait in memory at most this long before their commit. */
+const FSYNC_INTERVAL_MS = DEFAULTS.analytics.buffer.fsyncIntervalMs;
 /** The request rate at the kill is taken over this last stretch of the load. */
 const RATE_WINDOW_MS = 1_000;
 /** Bad links printed per round; the rest are counted. */
@@ -28,12 +33,35 @@ interface Mode {
   /** How the README's sentence names it. */
   short: string;
   tollgate: TollgateMode;
+  /** What a crash may lose, in ms of traffic. */
+  boundMs: number;
+  /** What survived the kill. */
+  audit: (dir: string) => Promise<LogAudit>;
+}
+
+const auditLog = (dir: string): Promise<LogAudit> => auditTrafficLog(join(dir, TRAFFIC_LOG_DIR));
+
+/** The records in the gateway's spool, seen as a log audit: only `logged` applies. */
+async function auditSpool(dir: string): Promise<LogAudit> {
+  const logged = new Set<string>();
+  for (const file of (await readdir(join(dir, SPOOL_DIR))).filter((name) => SPOOL_FILE.test(name))) {
+    const spool = new Spool(join(dir, SPOOL_DIR, file));
+    for (let after = 0; ; ) {
+      const batches = spool.read(after, 100);
+      if (batches.length === 0) break;
+      for (const batch of batches) for (const record of decodeBatch(batch.data)) logged.add(record.id);
+      after = (batches.at(-1) as { id: number }).id;
+    }
+    spool.close();
+  }
+  return { logged, notStored: new Map(), links: 0, badLinks: [], unreadableLines: [], traces: [] };
 }
 
 const MODES: Mode[] = [
-  { name: 'payloads off (log only)', short: 'off', tollgate: 'log on' },
-  { name: 'payloads on, files layout', short: 'files', tollgate: 'payloads on' },
-  { name: 'payloads on, packed layout', short: 'packed', tollgate: 'payloads packed' },
+  { name: 'payloads off (log only)', short: 'off', tollgate: 'log on', boundMs: MAX_WRITE_DELAY_MS, audit: auditLog },
+  { name: 'payloads on, files layout', short: 'files', tollgate: 'payloads on', boundMs: MAX_WRITE_DELAY_MS, audit: auditLog },
+  { name: 'payloads on, packed layout', short: 'packed', tollgate: 'payloads packed', boundMs: MAX_WRITE_DELAY_MS, audit: auditLog },
+  { name: 'analytics records, embedded spool', short: 'spool', tollgate: 'embedded spool', boundMs: FSYNC_INTERVAL_MS, audit: auditSpool },
 ];
 
 /** The modes named in BENCH_ONLY (comma-separated short names), else all. */
@@ -53,7 +81,8 @@ interface CrashRound {
   missing: number;
   /** `missing` in milliseconds of traffic at `rate`. */
   missingMs: number;
-  /** The most answers in any MAX_WRITE_DELAY_MS of the run: what the bound lets a crash lose. */
+  /** The most answers in any `boundMs` of the run: what the bound lets a crash lose. */
+  boundMs: number;
   busiestWindow: number;
   /** How long before the kill the earliest and the latest missing transactions were answered, ms (0: none missing). */
   oldestMissingMs: number;
@@ -81,7 +110,7 @@ async function crashRound(mode: Mode, setup: TargetSetup, dir: string, seconds: 
   } finally {
     await server.kill();
   }
-  const audit = await auditTrafficLog(join(dir, TRAFFIC_LOG_DIR));
+  const audit = await mode.audit(dir);
   const missingAnswers = load.answers.filter((answer) => !audit.logged.has(answer.id));
   const rate = load.answers.filter((answer) => answer.at >= killedAt - RATE_WINDOW_MS && answer.at < killedAt).length / (RATE_WINDOW_MS / 1_000);
   const oldest = missingAnswers.reduce((earliest, answer) => Math.min(earliest, answer.at), killedAt);
@@ -91,7 +120,8 @@ async function crashRound(mode: Mode, setup: TargetSetup, dir: string, seconds: 
     answered: load.answers.length,
     missing: missingAnswers.length,
     missingMs: rate > 0 ? (missingAnswers.length * 1_000) / rate : 0,
-    busiestWindow: busiestSpan(load.answers, MAX_WRITE_DELAY_MS),
+    boundMs: mode.boundMs,
+    busiestWindow: busiestSpan(load.answers, mode.boundMs),
     oldestMissingMs: killedAt - oldest,
     newestMissingMs: killedAt - newest,
     queueFull: audit.notStored.get('queue-full') ?? 0,
@@ -107,7 +137,7 @@ function describeRound(round: CrashRound): string {
     `${round.rate.toFixed(0).padStart(5)} req/s at the kill`,
     `answered ${round.answered}`,
     `missing ${round.missing} = ${round.missingMs.toFixed(1)} ms of traffic`,
-    `busiest ${MAX_WRITE_DELAY_MS} ms: ${round.busiestWindow} answers`,
+    `busiest ${round.boundMs} ms: ${round.busiestWindow} answers`,
     `missing answered ${round.oldestMissingMs.toFixed(0)} to ${round.newestMissingMs.toFixed(0)} ms before the kill`,
     `queue-full ${round.queueFull}`,
     `links ${audit.links}, bad ${audit.badLinks.length}`,
@@ -117,7 +147,7 @@ function describeRound(round: CrashRound): string {
   if (load.non200 > 0) parts.push(`${load.non200} non-200 answers`);
   if (load.withoutId > 0) parts.push(`${load.withoutId} answers WITHOUT a correlation id`);
   if (audit.unreadableLines.length > 0) parts.push(`${audit.unreadableLines.length} UNREADABLE log lines`);
-  if (round.missing > round.busiestWindow) parts.push(`OVER the bound: more than the busiest ${MAX_WRITE_DELAY_MS} ms answered`);
+  if (round.missing > round.busiestWindow) parts.push(`OVER the bound: more than the busiest ${round.boundMs} ms answered`);
   const details = [
     ...audit.badLinks.slice(0, BAD_LINKS_SHOWN).map((problem) => `bad link: ${problem}`),
     ...audit.unreadableLines.map((line) => `unreadable: ${line}`),
@@ -148,7 +178,7 @@ function summaryTable(results: ModeResult[]): string {
       rounds.map((round) => `${round.missing}/${round.missingMs.toFixed(0)}`).join(' '),
     ];
   });
-  const header = ['mode', 'req/s', 'missing', 'ms of traffic', `busiest ${MAX_WRITE_DELAY_MS} ms`, 'oldest missing ms', 'queue-full', 'bad links', 'rounds (missing/ms)'];
+  const header = ['mode', 'req/s', 'missing', 'ms of traffic', 'busiest bound ms', 'oldest missing ms', 'queue-full', 'bad links', 'rounds (missing/ms)'];
   return table(header, lines);
 }
 
@@ -176,7 +206,7 @@ async function main(): Promise<void> {
   console.log('Tollgate crash window: answered transactions a SIGKILL under load leaves out of the traffic log');
   console.log(`  load:    ${CONNECTIONS} connections (undici Pool, in-process), 1 KB JSON POST to /echo; SIGKILL to the gateway after ${seconds} s`);
   console.log(`  pinning: ${pinning.description}`);
-  console.log(`  bound:   trafficLog.payloads.maxWriteDelayMs = ${MAX_WRITE_DELAY_MS} (default)`);
+  console.log(`  bounds:  trafficLog.payloads.maxWriteDelayMs = ${MAX_WRITE_DELAY_MS}, analytics.buffer.fsyncIntervalMs = ${FSYNC_INTERVAL_MS} (defaults)`);
   console.log(`  rounds:  ${rounds}, interleaved across the modes (${modes.map((mode) => mode.short).join(', ')})`);
   console.log('');
 
@@ -218,8 +248,8 @@ async function main(): Promise<void> {
     [
       'Medians over the rounds. "req/s": whole answers per second in the last second before the kill. "missing":',
       'transactions a client read a whole response for (by X-Correlation-ID) with no transactionSummary line in the',
-      `traffic log after the kill; "ms of traffic": missing / req/s. "busiest ${MAX_WRITE_DELAY_MS} ms": the most answers in any`,
-      `${MAX_WRITE_DELAY_MS} ms of the run, what the bound lets a crash lose. "oldest missing ms": how long before the kill the`,
+      'traffic log (spool: no record in the spool) after the kill; "ms of traffic": missing / req/s. "busiest bound ms": the most',
+      `answers in any ${MAX_WRITE_DELAY_MS} ms (spool: ${FSYNC_INTERVAL_MS} ms) of the run, what the bound lets a crash lose. "oldest missing ms": how long before the kill the`,
       'earliest missing one was answered. "queue-full": logged transactions whose bodies were not stored because the',
       `payload writer was over maxWriteDelayMs (${MAX_WRITE_DELAY_MS} ms) behind. "bad links": payload links in the log whose file is`,
       'missing, or whose size (packed: range) does not match the recorded bytes.',

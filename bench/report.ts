@@ -109,7 +109,7 @@ export function formatReport(rows: Row[], rounds: number, cpuSampled: boolean): 
     ...footer(rounds, cpuSampled),
     ...(failedRequests ? ['WARNING: some requests failed; the numbers of those rows are suspect.'] : []),
     ...(notMeasured.length > 0 ? ['', 'Not measured:', ...notMeasured] : []),
-    ...(goals.length > 0 ? ['', 'Goals (ratios to the bare undici proxy on the same load, same run):', ...goals] : []),
+    ...(goals.length > 0 ? ['', 'Goals (ratios to the baseline of each row, the bare undici proxy on the same load or Tollgate with analytics off, same run):', ...goals] : []),
     ...(comparisons.length > 0 ? ['', 'For information (not goals):', ...comparisons] : []),
   ].join('\n');
 }

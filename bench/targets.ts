@@ -1,10 +1,11 @@
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { createClient } from 'redis';
 import { countFiles, tally } from './files.js';
 import type { Scenario } from './load.js';
 import { NGINX_ACCESS_LOG, nginxCommand } from './nginx.js';
 import type { Pinning } from './pinning.js';
 import { freePort, startServer, type RunningServer } from './processes.js';
-import { countLogged, gatewayArgv, PAYLOAD_DIR, TRAFFIC_LOG_DIR, type Logged, type PayloadLayout } from './tollgate.js';
+import { countLogged, gatewayArgv, PAYLOAD_DIR, SPOOL_DIR, TRAFFIC_LOG_DIR, type GatewayShape, type Logged } from './tollgate.js';
 
 /** Every row id, in the order the rows are run and printed. */
 export const TARGET_IDS = [
@@ -13,6 +14,8 @@ export const TARGET_IDS = [
   'peer',
   'tollgate-off',
   'tollgate-on',
+  'tollgate-embedded',
+  'tollgate-redis',
   'nginx',
   'bare-post',
   'tollgate-payloads',
@@ -57,7 +60,7 @@ function benchScript(name: string, script: string, setup: TargetSetup): (dir: st
   };
 }
 
-export type TollgateMode = 'log off' | 'log on' | 'payloads on' | 'payloads packed';
+export type TollgateMode = 'log off' | 'log on' | 'payloads on' | 'payloads packed' | 'embedded spool' | 'redis stream';
 
 /** Starts Tollgate in `mode` on the demo back end, its files under the given folder. */
 export function tollgate(mode: TollgateMode, setup: TargetSetup): (dir: string) => Promise<RunningServer> {
@@ -67,13 +70,22 @@ export function tollgate(mode: TollgateMode, setup: TargetSetup): (dir: string) 
     'log on': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
     'payloads on': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'true' },
     'payloads packed': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'file', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'true' },
+    'embedded spool': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'none', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
+    'redis stream': { TOLLGATE_TRAFFIC_LOG_OUTPUT: 'none', TOLLGATE_TRAFFIC_LOG_PAYLOAD: 'false' },
   };
-  const layout: PayloadLayout | undefined = mode === 'payloads packed' ? 'packed' : undefined;
+  const shapes: Record<TollgateMode, GatewayShape> = {
+    'log off': {},
+    'log on': {},
+    'payloads on': {},
+    'payloads packed': { payloadLayout: 'packed' },
+    'embedded spool': { buffer: 'embedded' },
+    'redis stream': { buffer: 'redis' },
+  };
   return async (dir) => {
     const port = await freePort();
     return startServer({
       name: `Tollgate (${mode})`,
-      argv: setup.pinning.server(await gatewayArgv(dir, port, setup.backend.url, layout)),
+      argv: setup.pinning.server(await gatewayArgv(dir, port, setup.backend.url, { ...shapes[mode], stream: benchStream(dir) })),
       port,
       env: env[mode],
       // Matches "tollgate: listening on ..." as well as "tollgate listening on ...".
@@ -90,6 +102,27 @@ async function describeTrafficLog(dir: string): Promise<string> {
 
 async function describePayloadRun(dir: string): Promise<string> {
   return `${await describeTrafficLog(dir)}; payload files: ${await countFiles(join(dir, PAYLOAD_DIR))}`;
+}
+
+/** The stream a run of the redis row writes to: one per run, deleted after it. */
+function benchStream(dir: string): string {
+  return `tollgate:bench:${process.pid}:${basename(dir)}`;
+}
+
+async function describeRedisRun(dir: string): Promise<string> {
+  const client = await createClient({ url: 'redis://127.0.0.1:6379' }).connect();
+  try {
+    const entries = await client.xLen(benchStream(dir));
+    await client.del(benchStream(dir));
+    return `${entries} stream entries (deleted); ${await describeSpool(dir)}`;
+  } finally {
+    client.destroy();
+  }
+}
+
+async function describeSpool(dir: string): Promise<string> {
+  const spool = await tally(join(dir, SPOOL_DIR), '.spool');
+  return `spool incl. warm-up: ${(spool.bytes / MB).toFixed(1)} MB in ${spool.files} file(s)`;
 }
 
 /** The rows of the benchmark, in the order they are run and printed. */
@@ -114,6 +147,8 @@ export function benchTargets(setup: TargetSetup): Target[] {
       countLogged,
       describeOutput: describeTrafficLog,
     },
+    { id: 'tollgate-embedded', name: 'Tollgate, records to the embedded spool', scenario: 'get', baseline: 'tollgate-off', start: tollgate('embedded spool', setup), describeOutput: describeSpool },
+    { id: 'tollgate-redis', name: 'Tollgate, records to Redis', scenario: 'get', baseline: 'tollgate-off', start: tollgate('redis stream', setup), describeOutput: describeRedisRun },
   ];
   const nginxBinary = setup.nginxBinary;
   if (nginxBinary !== undefined) {

@@ -5,7 +5,7 @@ import { countMarkers } from './files.js';
 import type { Pinning } from './pinning.js';
 import { freePort, startServer, type RunningServer } from './processes.js';
 
-const TOLLGATE_BIN = 'bin/tollgate';
+export const TOLLGATE_BIN = 'bin/tollgate';
 export const TRAFFIC_LOG_DIR = 'logs';
 export const PAYLOAD_DIR = 'payloads';
 
@@ -33,11 +33,19 @@ export async function startDemoBackend(pinning: Pinning): Promise<{ backend: Run
   return { backend, backendPort };
 }
 
-/** How payload files are laid out; 'packed' appends bodies to size-rolled files. Unset: the gateway's default. */
-export type PayloadLayout = 'packed';
+export const SPOOL_DIR = 'spool';
 
-/** Writes a gateway config into `dir`, with the traffic log and payloads under it, and returns Tollgate's argv. */
-export async function gatewayArgv(dir: string, port: number, backendUrl: string, payloadLayout?: PayloadLayout): Promise<string[]> {
+export interface GatewayShape {
+  /** How payload files are laid out; 'packed' appends bodies to size-rolled files. Unset: the gateway's default. */
+  payloadLayout?: 'packed';
+  /** Where analytics records go (`analytics.buffer.type`); unset: nowhere. */
+  buffer?: 'embedded' | 'redis';
+  /** With the redis buffer: the stream (the caller deletes it); ignored otherwise. */
+  stream?: string;
+}
+
+/** Writes a gateway config into `dir`, with the traffic log, payloads and spool under it, and returns Tollgate's argv. */
+export async function gatewayArgv(dir: string, port: number, backendUrl: string, { payloadLayout, buffer, stream }: GatewayShape = {}): Promise<string[]> {
   const config = {
     gateway: { host: '127.0.0.1', port, group: 'bench', instance: 'bench-1' },
     apis: [{ id: 'demo', name: 'Demo', listenPath: '/', target: backendUrl, stripListenPath: false }],
@@ -52,6 +60,7 @@ export async function gatewayArgv(dir: string, port: number, backendUrl: string,
         ...(payloadLayout === undefined ? {} : { layout: payloadLayout }),
       },
     },
+    analytics: { buffer: { type: buffer ?? 'none', directory: join(dir, SPOOL_DIR), ...(stream === undefined ? {} : { stream }) } },
   };
   const configPath = join(dir, 'tollgate.yaml');
   await writeFile(configPath, stringify(config));

@@ -8,8 +8,10 @@ import { analyticsRecordProblems, idCounts, spooledRecords } from '../../test/su
 import { baseConfig } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
 import { eventually } from '../../test/support/gateway-process.js';
+import { useMounts } from '../../test/support/mounts.js';
 
 const fixture = useGatewayFixture();
+const mounts = useMounts();
 
 async function bufferConfig(buffer: Record<string, unknown>, analytics: Record<string, unknown> = {}): Promise<Record<string, any>> {
   const { workspace } = fixture;
@@ -112,5 +114,31 @@ describe('the embedded analytics buffer', () => {
     expect(droppedAtStop(gateway.stderr)).toBe(0);
     const counts = idCounts(taken.map((id) => ({ id })));
     expect(answered.filter((answer) => counts.get(answer.id) !== 1)).toEqual([]);
+  });
+
+  it('a full disk: keeps serving, reports it, counts every record it could not keep, and stores again once there is room', async () => {
+    const directory = fixture.workspace.path('spool');
+    mounts.tmpfs(directory, 'size=256k');
+    const gateway = await fixture.start(await bufferConfig({ batchSize: 20, fsyncIntervalMs: 20 }));
+    const answered = [];
+    for (let round = 0; round < 60 && !gateway.stderr.includes('SQLITE_FULL'); round++) {
+      answered.push(...(await Promise.all(Array.from({ length: 20 }, (_, n) => get(`${gateway.url}/api/round/${round}/${n}`)))));
+    }
+    expect(gateway.stderr).toMatch(/analytics buffer: .*database or disk is full/);
+    mounts.remount(directory, 'size=8m');
+    const afterRoom = await eventually(async () => {
+      const answer = await get(`${gateway.url}/api/after-room`);
+      answered.push(answer);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return spooledRecords(directory).some((record) => record.id === answer.id) ? answer : undefined;
+    }, 10_000, 'a record stored after the disk had room again');
+    expect(afterRoom.status).toBe(200);
+    expect(answered.every((answer) => answer.status === 200)).toBe(true);
+    expect(await gateway.stop()).toBe(0);
+
+    const kept = idCounts(spooledRecords(directory));
+    expect([...kept.values()].every((count) => count === 1)).toBe(true);
+    expect(droppedAtStop(gateway.stderr)).toBeGreaterThan(0);
+    expect(kept.size + droppedAtStop(gateway.stderr)).toBe(answered.length);
   });
 });

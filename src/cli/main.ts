@@ -5,6 +5,8 @@ import { serverUrl, startDemoBackend } from '../demo/backend.js';
 import { VERSION } from '../version.js';
 import { printPayload } from './payload-command.js';
 import { runGateway } from './run-gateway.js';
+import { Pump } from '../pump/pump.js';
+import { runPump, runReplay } from './run-pump.js';
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -28,6 +30,31 @@ program
   .action(async ({ config }: { config: string }) => {
     try {
       await runGateway(await loadConfig(config));
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program
+  .command('pump')
+  .description('Deliver the analytics records of the buffer (analytics.buffer) to the sinks of pump.sinks, acknowledging each batch once every sink has it.')
+  .requiredOption('-c, --config <file>', 'configuration file (the gateway and the pump may share one)')
+  .action(async ({ config }: { config: string }) => {
+    try {
+      await runPump(await loadConfig(config), config);
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program
+  .command('replay')
+  .description("Deliver a sink's dead-letter batches (pump.deadLetterDirectory/<sink>.spool) to it, deleting each once delivered.")
+  .requiredOption('-s, --sink <name>', 'the sink, by its name in pump.sinks (its type when it has no name)')
+  .requiredOption('-c, --config <file>', 'configuration file')
+  .action(async ({ sink, config }: { sink: string; config: string }) => {
+    try {
+      await runReplay(await loadConfig(config), sink, process.stdout);
     } catch (error) {
       fail(error);
     }
@@ -80,19 +107,25 @@ program
 
 program
   .command('quickstart')
-  .description('Start the demo back end on port 9000 and the gateway on examples/quickstart.yaml (what `npm start` runs).')
+  .description('Start the demo back end on port 9000, the gateway on examples/quickstart.yaml and a pump delivering its records to data/records (what `npm start` runs).')
   .action(async () => {
     try {
       const backend = await startDemoBackend(9000);
       process.stderr.write(`demo back end listening on ${serverUrl(backend)}\n`);
       const configFile = fileURLToPath(new URL('../../examples/quickstart.yaml', import.meta.url));
-      await runGateway(await loadConfig(configFile), {
+      const config = await loadConfig(configFile);
+      const pump = await Pump.start(config, { notify: (message) => process.stderr.write(`tollgate pump: ${message}\n`), configSource: configFile });
+      await runGateway(config, {
         afterStart: (url) =>
           process.stderr.write(
             `\nTry:\n  curl -i ${url}/petstore/pets/1\n  curl -i -X POST -H 'Content-Type: application/json' -d '{"name":"Rex","password":"hunter2"}' ${url}/petstore/echo\n` +
-              `and watch the log: tail -f logs/quickstart_instance-1_traffic.log\n\n`,
+              `and watch the log and the analytics records the pump delivers:\n  tail -f logs/quickstart_instance-1_traffic.log\n  tail -f data/records/records.jsonl\n` +
+              `  curl -s ${pump.healthUrl ?? ''}/metrics | grep tollgate_pump\n\n`,
           ),
-        onClose: () => new Promise<void>((resolve) => backend.close(() => resolve())),
+        onClose: async () => {
+          await pump.stop();
+          await new Promise<void>((resolve) => backend.close(() => resolve()));
+        },
       });
     } catch (error) {
       fail(error);

@@ -52,6 +52,14 @@ describe('log and payload directories', () => {
     ]);
   });
 
+  it('refuses an analytics spool directory below a file, and ignores it when there is no buffer', async () => {
+    const blocker = await fileInTheWay();
+    const spooled = await validate(config({ analytics: { buffer: { type: 'embedded', directory: `${blocker}/spool` } } }));
+    expect(spooled.code).toBe(2);
+    expect(spooled.problems).toEqual([`analytics.buffer.directory: expected a writable directory, found "${blocker}/spool" (${blocker} is not a directory)`]);
+    expect((await validate(config({ analytics: { buffer: { type: 'none', directory: `${blocker}/spool` } } }))).code).toBe(0);
+  });
+
   it('accepts directories that do not exist yet below a writable one, and creates nothing', async () => {
     const { code, problems } = await validate(
       config({ trafficLog: { directory: workspace.path('a', 'b', 'logs'), payloads: { enabled: true, directory: workspace.path('c', 'payloads') } } }),

@@ -8,8 +8,9 @@ import { payloadStorageOn, type Config } from './schema.js';
  * will read. Nothing is created or changed. One line per problem, as a ConfigError lists them.
  */
 export function environmentProblems(config: Config): string[] {
-  const { trafficLog, gateway } = config;
+  const { trafficLog, gateway, analytics } = config;
   return [
+    ...(analytics.buffer.type === 'none' ? [] : writableDirectoryProblems('analytics.buffer.directory', analytics.buffer.directory)),
     ...(trafficLog.output === 'file' ? writableDirectoryProblems('trafficLog.directory', trafficLog.directory) : []),
     ...(payloadStorageOn(trafficLog) ? writableDirectoryProblems('trafficLog.payloads.directory', trafficLog.payloads.directory) : []),
     ...(gateway.tls === undefined ? [] : tlsProblems(gateway.tls)),

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, write, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, write, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -210,7 +210,7 @@ export class AppendFile {
     const now = performance.now();
     if (now < this.#nextPathCheck) return;
     this.#nextPathCheck = now + CHECK_PATH_MS;
-    const info = statSync(this.#path, { throwIfNoEntry: false });
+    const info = statOrNothing(this.#path);
     if (info !== undefined && info.ino === this.#inode) return;
     this.options.events.info(`${this.#path} was deleted or moved away; writing to a new file`);
     this.#reopen();
@@ -369,5 +369,14 @@ export class AppendFile {
       }
     }
     this.#open();
+  }
+}
+
+/** The file's status, or nothing when it cannot be had: gone, or its directory replaced by a file (ENOTDIR). */
+function statOrNothing(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
   }
 }

@@ -1,0 +1,258 @@
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { z } from 'zod';
+import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
+import { positiveInt, seconds } from '../../config/primitives.js';
+import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
+import { COLUMN_LIST, copyLine } from './postgres-rows.js';
+import { migrate } from './postgres-schema.js';
+
+export interface PostgresSinkOptions {
+  url: string;
+  table: string;
+  /** Connections, and so chunks of one batch written at once. */
+  connections: number;
+  timeoutMs: number;
+  expireIntervalSec: number;
+  expireChunkRows: number;
+}
+
+/** A batch is cut into chunks of at least this many records, one per connection, written at once. */
+const MIN_CHUNK = 100;
+
+/** The per-connection table COPY fills when some rows may be there already; emptied at each commit. */
+const STAGED_TABLE = 'tollgate_staged';
+
+/**
+ * One row per transaction in a PostgreSQL table, written idempotently. A chunk is first COPied
+ * straight into the table, in one transaction: the cheapest form, and it either adds every row or
+ * none. If a row with one of its ids is there already (a retry after an outage, a pump restarted
+ * before its acknowledgement), the chunk is written again through a temporary table, `INSERT ...
+ * SELECT ... ON CONFLICT DO NOTHING`, which adds only what is missing. The table is made and
+ * migrated at open; rows past their `expireAt` are deleted on a schedule.
+ */
+export class PostgresSink implements Sink {
+  #pool: pg.Pool | null = null;
+  /** Connections whose temporary table exists. */
+  readonly #staged = new WeakSet<pg.PoolClient>();
+  #schemaReady = false;
+  #expiryTimer: NodeJS.Timeout | null = null;
+  #expiring: Promise<void> = Promise.resolve();
+  #closed = false;
+  readonly #insert: string;
+
+  constructor(
+    readonly options: PostgresSinkOptions,
+    readonly context: SinkContext,
+  ) {
+    this.#insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT DO NOTHING`;
+  }
+
+  async open(): Promise<void> {
+    this.#closed = false;
+    this.#pool ??= this.#newPool();
+    await this.#ensureSchema();
+    this.#expiryTimer ??= setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
+  }
+
+  async write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
+    if (records.length === 0) return [];
+    await this.#ensureSchema();
+    const size = Math.max(MIN_CHUNK, Math.ceil(records.length / this.options.connections));
+    const chunks: AnalyticsRecord[][] = [];
+    for (let start = 0; start < records.length; start += size) chunks.push(records.slice(start, start + size));
+    // Every chunk settles before the write does, so a retry never runs beside a chunk still in flight.
+    const outcomes = await Promise.allSettled(chunks.map((chunk) => this.#onConnection((client) => this.#writeChunk(client, chunk))));
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw this.#classified(failed.reason);
+    return outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? outcome.value : []));
+  }
+
+  /** Deletes the rows whose `expireAt` is before `now`, in chunks (one transaction each); returns how many went. */
+  async expire(now = Date.now()): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const chunk = await this.#onConnection((client) => this.#expireChunk(client, now));
+      deleted += chunk;
+      if (chunk < this.options.expireChunkRows || this.#closed) return deleted;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = null;
+    await this.#expiring;
+    const pool = this.#pool;
+    this.#pool = null;
+    this.#schemaReady = false;
+    await pool?.end();
+  }
+
+  #newPool(): pg.Pool {
+    const { url, connections, timeoutMs } = this.options;
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: connections,
+      connectionTimeoutMillis: timeoutMs,
+      keepAlive: true,
+      application_name: `tollgate pump ${this.context.name}`,
+    });
+    // An idle connection that breaks is dropped by the pool; the next write opens another.
+    pool.on('error', (error) => this.context.notify(`${this.context.name}: an idle connection to PostgreSQL broke: ${error.message}`));
+    // A connection that breaks between two queries of a write says so to the next query; unheard, the error would end the process.
+    pool.on('connect', (client) => client.on('error', () => undefined));
+    return pool;
+  }
+
+  async #ensureSchema(): Promise<void> {
+    if (this.#schemaReady) return;
+    try {
+      const { from, to } = await this.#onConnection((client) => migrate(client, this.options.table));
+      if (from !== to) this.context.notify(`${this.context.name}: table ${this.options.table} migrated from schema version ${from} to ${to}`);
+      this.#schemaReady = true;
+    } catch (error) {
+      throw this.#classified(error);
+    }
+  }
+
+  /** Runs `work` on a pooled connection; a connection that does not answer within `timeoutMs` is cut, and any failure discards it. */
+  async #onConnection<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const pool = this.#pool;
+    if (pool === null) throw new RetryableError(`${this.context.name}: not open`);
+    const client = await pool.connect();
+    let failure: unknown;
+    const deadline = setTimeout(() => {
+      failure = new RetryableError(`PostgreSQL did not answer within ${this.options.timeoutMs} ms`);
+      socketOf(client).destroy();
+    }, this.options.timeoutMs);
+    try {
+      return await work(client);
+    } catch (error) {
+      failure ??= error;
+      throw failure;
+    } finally {
+      clearTimeout(deadline);
+      client.release(failure !== undefined);
+    }
+  }
+
+  /**
+   * Writes a chunk: straight, else (some ids are there) through the temporary table. Records
+   * PostgreSQL refuses (bad data) are found by halving and returned; the others are written.
+   */
+  async #writeChunk(client: pg.PoolClient, records: readonly AnalyticsRecord[], staged = false): Promise<RejectedRecord[]> {
+    try {
+      await (staged ? this.#copyAndInsert(client, records) : this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records));
+      return [];
+    } catch (error) {
+      if (!staged && sqlState(error) === UNIQUE_VIOLATION) return this.#writeChunk(client, records, true);
+      if (!isDataError(error)) throw error;
+      if (records.length === 1) return [{ record: records[0] as AnalyticsRecord, reason: `PostgreSQL refused the record: ${(error as Error).message}` }];
+      const half = Math.ceil(records.length / 2);
+      return [...(await this.#writeChunk(client, records.slice(0, half), staged)), ...(await this.#writeChunk(client, records.slice(half), staged))];
+    }
+  }
+
+  /** COPY in a statement of its own: its own transaction. */
+  async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[]): Promise<void> {
+    let text = '';
+    for (const record of records) text += copyLine(record);
+    await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(statement)));
+  }
+
+  async #copyAndInsert(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<void> {
+    if (!this.#staged.has(client)) {
+      await client.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGED_TABLE} (LIKE ${this.options.table}) ON COMMIT DELETE ROWS`);
+      this.#staged.add(client);
+    }
+    await client.query('BEGIN');
+    try {
+      await this.#copy(client, `COPY ${STAGED_TABLE} (${COLUMN_LIST}) FROM STDIN`, records);
+      // One round trip: the insert and the commit go as one simple query.
+      await client.query(`${this.#insert}; COMMIT`);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #expireChunk(client: pg.PoolClient, now: number): Promise<number> {
+    const { table, expireChunkRows } = this.options;
+    await client.query('BEGIN');
+    try {
+      // Pumps sharing the table take turns: one deletes, the others skip this round.
+      const lock = await client.query<{ held: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS held', [`tollgate expiry ${table}`]);
+      const result = lock.rows[0]?.held
+        ? await client.query(`DELETE FROM ${table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${table} WHERE expire_at < to_timestamp($1 / 1000.0) LIMIT $2))`, [
+            now,
+            expireChunkRows,
+          ])
+        : null;
+      await client.query('COMMIT');
+      return result?.rowCount ?? 0;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  #expireOnSchedule(): void {
+    this.#expiring = (async () => {
+      try {
+        await this.#ensureSchema();
+        const deleted = await this.expire();
+        if (deleted > 0) this.context.notify(`${this.context.name}: deleted ${deleted} expired rows from ${this.options.table}`);
+      } catch (error) {
+        this.context.notify(`${this.context.name}: deleting expired rows failed, trying again in ${this.options.expireIntervalSec} s: ${(error as Error).message}`);
+      }
+      if (!this.#closed) this.#expiryTimer = setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
+    })();
+  }
+
+  /** Bad data fails for good (the records go to the dead letter); anything else (network, restart, locks, timeouts) may pass. */
+  #classified(error: unknown): Error {
+    if (error instanceof RetryableError) return error;
+    const code = sqlState(error);
+    // The table was dropped or altered behind the pump's back: make it again before the next write.
+    if (code?.startsWith('42')) this.#schemaReady = false;
+    return new RetryableError(`PostgreSQL: ${error instanceof Error ? error.message : String(error)}${code ? ` (SQLSTATE ${code})` : ''}`);
+  }
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Data exceptions (class 22) and integrity violations (class 23): the data itself is refused. */
+function isDataError(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/** node-postgres keeps its socket private; cutting it is the only way to end a query that gets no answer. */
+function socketOf(client: pg.PoolClient): Socket {
+  return (client as unknown as { connection: { stream: Socket } }).connection.stream;
+}
+
+const tableName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,49}$/, 'expected a lower-case SQL name: a letter or "_", then letters, digits or "_" (at most 50)');
+
+export const postgresSink = defineSink({
+  type: 'postgres',
+  options: {
+    url: z.url({ protocol: /^postgres(ql)?$/, error: 'expected a postgres:// or postgresql:// URL' }),
+    table: tableName.default('tollgate_records'),
+    connections: positiveInt.max(32).default(3),
+    expireIntervalSec: seconds.default(60),
+    expireChunkRows: positiveInt.default(10_000),
+  },
+  create: (options, context) => new PostgresSink(options, context),
+});
