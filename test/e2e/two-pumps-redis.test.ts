@@ -52,7 +52,7 @@ it('two pumps share one Redis stream; one SIGKILLed with batches in hand: the ot
   // SIGKILL while the pump holds entries it has not acknowledged.
   const redisClient = await createClient({ url: redis.url }).connect();
   const doomedConsumer = `${hostname()}-${doomed.child.pid}`;
-  const pendingOfDoomed = async (): Promise<number> => ((await redisClient.sendCommand(['XPENDING', 'e2e:records', 'e2e-pumps', '-', '+', '1000', doomedConsumer])) as unknown[]).length;
+  const pendingOfDoomed = async (): Promise<number> => (await redisClient.sendCommand<unknown[]>(['XPENDING', 'e2e:records', 'e2e-pumps', '-', '+', '1000', doomedConsumer])).length;
   await eventually(async () => ((await pendingOfDoomed()) > 0 ? true : undefined), 30_000, 'the doomed pump to hold unacknowledged entries');
   await doomed.kill();
   const killedAt = traffic.answered.length;
