@@ -79,12 +79,15 @@ export interface ElasticsearchReceiver extends FormatReceiver {
   documents: Map<string, Json>;
   /** Items answered, by status. */
   itemStatuses: number[];
+  /** Ids answered with an item-level 429 while they are here. */
+  busy: Set<string>;
 }
 
 /** `POST /_bulk`: `create` actions only, keeps documents by index and `_id`, 409 for a second create of an id. */
 export async function elasticsearchReceiver(expected: ExpectedRequest = {}): Promise<ElasticsearchReceiver> {
   const documents = new Map<string, Json>();
   const busyOnce = new Set<string>();
+  const busy = new Set<string>();
   const itemStatuses: number[] = [];
   const receiver = await HttpReceiver.start((request) => {
     checkRequest(request, '/_bulk', 'application/x-ndjson', expected);
@@ -103,7 +106,7 @@ export async function elasticsearchReceiver(expected: ExpectedRequest = {}): Pro
       const item = (status: number, error?: Json): Json => ({ create: { _index: index, _id: id, status, ...(error ? { error } : { result: 'created' }) } });
       if (document.apiId === REFUSED_API) {
         items.push(item(400, { type: 'mapper_parsing_exception', reason: 'failed to parse field [status]' }));
-      } else if (document.apiId === BUSY_ONCE_API && !busyOnce.has(id)) {
+      } else if (busy.has(id) || (document.apiId === BUSY_ONCE_API && !busyOnce.has(id))) {
         busyOnce.add(id);
         items.push(item(429, { type: 'es_rejected_execution_exception', reason: 'rejected execution of coordinating operation' }));
       } else if (documents.has(key)) {
@@ -117,7 +120,7 @@ export async function elasticsearchReceiver(expected: ExpectedRequest = {}): Pro
     const errors = items.some((item) => ((item.create as Json).status as number) >= 300);
     return json(200, { took: 3, errors, items });
   });
-  return { receiver, documents, itemStatuses, held: () => [...documents.values()].map((document) => document.id as string) };
+  return { receiver, documents, itemStatuses, busy, held: () => [...documents.values()].map((document) => document.id as string) };
 }
 
 export interface SplunkReceiver extends FormatReceiver {
@@ -138,7 +141,7 @@ export async function splunkHecReceiver(token: string, expected: ExpectedRequest
       wire(typeof event.time === 'number' && event.time > 1e9 && event.time < 1e10, `time ${String(event.time)} is not epoch seconds`);
       const record = event.event as Json;
       wire(typeof record === 'object' && record !== null && typeof record.id === 'string', 'an event without the record');
-      wire(Math.abs((event.time) * 1000 - (record.timestamp as number)) < 0.5, 'time is not the record time');
+      wire(Math.abs(event.time * 1000 - (record.timestamp as number)) < 0.5, 'time is not the record time');
       for (const field of ['host', 'source', 'sourcetype']) wire(typeof event[field] === 'string', `an event without ${field}`);
       wire(event.index === expected.index, `index ${String(event.index)}`);
     }

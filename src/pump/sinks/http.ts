@@ -185,7 +185,7 @@ function lowerCased(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
 }
 
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name');
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export const httpSink = defineSink({
   type: 'http',
@@ -193,7 +193,14 @@ export const httpSink = defineSink({
     url: httpUrl.refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), { error: 'put credentials in auth, not in the url' }),
     format: httpFormatOptions.default({ type: 'ndjson' }),
     /** Sent with every request; the sink's own (content type, encoding, auth) win over these. */
-    headers: z.record(headerName, z.string()).default({}),
+    headers: z
+      .record(z.string(), z.string())
+      .superRefine((headers, context) => {
+        for (const name of Object.keys(headers)) {
+          if (!HEADER_NAME.test(name)) context.addIssue({ code: 'custom', path: [name], message: 'expected an HTTP header name' });
+        }
+      })
+      .default({}),
     auth: z
       .strictObject({
         basic: z.strictObject({ user: z.string().min(1), password: z.string() }).optional(),
