@@ -160,7 +160,11 @@ export interface LokiReceiver extends FormatReceiver {
   duplicatesDropped: number;
 }
 
-/** `POST /loki/api/v1/push` (JSON): labels from `allowedLabels` only, entries `[ns string, line]` in time order per stream; drops exact duplicates as Loki does. */
+/**
+ * `POST /loki/api/v1/push` (JSON): labels from `allowedLabels` only, entries `[ns string, line]` in
+ * time order per stream. Keeps an entry with the same stream, timestamp and line once, as Loki's
+ * queries show it (Loki itself drops such an entry at ingest only when it follows the same one).
+ */
 export async function lokiReceiver(allowedLabels: readonly string[], expected: ExpectedRequest = {}): Promise<LokiReceiver> {
   const entries = new Map<string, string>();
   const streams: Json[] = [];

@@ -26,8 +26,9 @@ export const lokiOptions = z.strictObject({
 /**
  * Loki's push API, `/loki/api/v1/push` (JSON): records grouped in streams by their label set,
  * each stream's entries in time order, each entry `[<epoch ns as a string>, <record as JSON>]`.
- * Loki drops an entry with the same stream, timestamp and line as one it holds: a record
- * delivered twice is kept once.
+ * A record always gives the same stream, timestamp and line, which Loki takes for a duplicate
+ * (dropped at ingest when it follows the same entry, collapsed at query time): a record delivered
+ * twice shows once.
  */
 export function lokiFormat(options: z.infer<typeof lokiOptions>): HttpFormat {
   return {
