@@ -139,7 +139,6 @@ describe('the http sink answers', () => {
     [401, 'RejectedError', RejectedError],
     [403, 'RejectedError', RejectedError],
     [404, 'RejectedError', RejectedError],
-    [413, 'RejectedError', RejectedError],
     [408, 'RetryableError', RetryableError],
     [429, 'RetryableError', RetryableError],
     [500, 'RetryableError', RetryableError],
@@ -152,6 +151,22 @@ describe('the http sink answers', () => {
     const error = await failure(sink.write(analyticsRecords(2)));
     expect(error).toBeInstanceOf(kind);
     expect(error.message).toContain(`answered ${status}: {"error":"status ${status}"}`);
+  });
+
+  it('413 by sending the batch in halves until each body fits, refusing only a record too large alone', async () => {
+    const LIMIT = 6_000;
+    const receiver = await receiving((request) => (request.body.length > LIMIT ? { status: 413, body: '{"error":"too large"}' } : { status: 200, body: '{}' }));
+    const notes: string[] = [];
+    const sink = await openSink({ url: receiver.url }, notes);
+    const huge = analyticsRecord({ userAgent: 'x'.repeat(LIMIT) });
+    const records = [...analyticsRecords(12), huge, ...analyticsRecords(3)];
+    const rejected = await sink.write(records);
+    expect(rejected.map(({ record }) => record.id)).toEqual([huge.id]);
+    expect(rejected[0]?.reason).toMatch(/answered 413/);
+    const taken = receiver.requests.filter((request) => request.body.length <= LIMIT).flatMap((request) => request.body.trimEnd().split('\n'));
+    expect(taken.map((line) => (JSON.parse(line) as AnalyticsRecord).id).sort()).toEqual(records.filter((record) => record !== huge).map((record) => record.id).sort());
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/refused a body of \d+ bytes as too large \(413\); batches go in halves/);
   });
 
   it('fails retryably when nothing listens, and when no answer comes within timeoutMs', async () => {

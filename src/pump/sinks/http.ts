@@ -45,7 +45,8 @@ export function retryAfterMs(value: string | string[] | undefined, now = Date.no
 /**
  * Batches as POST requests to an HTTP receiver, in the receiver's own format (`http-formats/`):
  * kept-alive connections (undici), optional gzip, basic or bearer auth. Network errors, timeouts,
- * 408, 429 (with its `Retry-After`) and 5xx may pass; any other 4xx refuses the batch. Records a
+ * 408, 429 (with its `Retry-After`) and 5xx may pass; a 413 sends the batch in halves; any other
+ * 4xx refuses the batch. Records a
  * receiver answers for one by one (Elasticsearch) are resent within the write while it asks for
  * them, never the ones it took; what a failed write settled is remembered for the runner's retry
  * of the same records. Secrets (auth, tokens, header values) never appear in a message.
@@ -61,6 +62,8 @@ export class HttpSink implements Sink {
   #pool: Pool | null = null;
   /** What the last failed write settled, by record id: null delivered, else why refused. Only the ids of the next write are kept. */
   #settled = new Map<string, string | null>();
+  /** A receiver refusing bodies as too large is told of once. */
+  #toldTooLarge = false;
 
   constructor(
     readonly options: HttpSinkOptions,
@@ -162,10 +165,28 @@ export class HttpSink implements Sink {
         throw error instanceof RetryableError ? new RetryableError(this.#safe(`${this.#where}: ${error.message}`)) : error;
       }
     }
+    if (answer.status === 413 && records.length > 1) return this.#postInHalves(records, Buffer.byteLength(body));
     const message = this.#safe(`${this.#where} answered ${answer.status}: ${answer.body.slice(0, QUOTED_BODY).trim()}`);
     if (isRetryableStatus(answer.status)) throw new RetryableError(message, retryAfterMs(answer.headers['retry-after']));
     if (wholeBatch) throw new RejectedError(message);
     return { retry: [], rejected: records.map((record) => ({ record, reason: message })) };
+  }
+
+  /** A body too large for the receiver (413): each half goes on its own, halved again while it is still too large; one record too large is refused. */
+  async #postInHalves(records: readonly AnalyticsRecord[], bytes: number): Promise<RecordOutcomes> {
+    if (!this.#toldTooLarge) {
+      this.#toldTooLarge = true;
+      this.context.notify(`${this.context.name}: ${this.#where} refused a body of ${bytes} bytes as too large (413); batches go in halves (a lower batchSize avoids this)`);
+    }
+    const half = Math.ceil(records.length / 2);
+    const first = await this.#post(records.slice(0, half), false);
+    const second = await this.#post(records.slice(half), false);
+    const notes = [first.note, second.note].filter((note) => note !== undefined);
+    return {
+      retry: [...first.retry, ...second.retry],
+      rejected: [...first.rejected, ...second.rejected],
+      ...(notes.length > 0 ? { note: notes.join('; ') } : {}),
+    };
   }
 
   #safe(message: string): string {
