@@ -292,8 +292,11 @@ describe('the http sink, loki format', () => {
   });
 
   it('takes labels only from the bounded set', () => {
-    const bad = sinkConfigSchema.safeParse({ type: 'http', url: 'http://127.0.0.1:3100', format: { type: 'loki', labels: ['api', 'id'] } });
-    expect(bad.error?.issues.map((issue) => issue.path.join('.'))).toEqual(['format.labels.1']);
+    const bad = sinkConfigSchema.safeParse({ type: 'http', url: 'http://127.0.0.1:3100', format: { type: 'loki', labels: ['api', 'id'], staticLabels: { 'a-b': 'x' } } });
+    expect(bad.error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toEqual([
+      'format.labels.1: Invalid option: expected one of "api"|"status_class"|"method"|"outcome"|"instance"',
+      'format.staticLabels.a-b: expected a Loki label name: a letter or "_", then letters, digits or "_"',
+    ]);
   });
 });
 
@@ -313,7 +316,7 @@ describe('the http sink, otlp format', () => {
         },
       }),
       ...builtRecords(1, { status: 502 }),
-      ...builtRecords(1, { headers: false }),
+      ...builtRecords(1, { headers: false, tweak: (transaction) => (transaction.method = 'purge') }),
     ] as [AnalyticsRecord, AnalyticsRecord, AnalyticsRecord];
     expect(await sink.write([traced, failed, plain])).toEqual([]);
     expect(otlp.receiver.problems).toEqual([]);
@@ -324,6 +327,8 @@ describe('the http sink, otlp format', () => {
     expect(second).toMatchObject({ severityNumber: 17, severityText: 'ERROR' });
     expect(second.traceId).toBeUndefined();
     expect(third.traceId).toBeUndefined();
+    expect(attribute(third.attributes, 'http.request.method')).toEqual({ stringValue: '_OTHER' });
+    expect(attribute(third.attributes, 'http.request.method_original')).toEqual({ stringValue: 'purge' });
     const value = (key: string): unknown => attribute(first.attributes, key);
     expect(value('http.request.method')).toEqual({ stringValue: traced.method });
     expect(value('http.response.status_code')).toEqual({ intValue: '200' });

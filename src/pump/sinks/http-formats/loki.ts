@@ -13,14 +13,21 @@ const LABELS = {
 
 type LabelName = keyof typeof LABELS;
 
-const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'expected a Loki label name: a letter or "_", then letters, digits or "_"');
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 export const lokiOptions = z.strictObject({
   type: z.literal('loki'),
   /** Labels taken from each record, from a bounded set. */
   labels: z.array(z.enum(Object.keys(LABELS) as [LabelName, ...LabelName[]])).default(['api', 'status_class']),
   /** Labels every stream carries, e.g. `{ job: tollgate }`. */
-  staticLabels: z.record(labelName, z.string().min(1)).default({ job: 'tollgate' }),
+  staticLabels: z
+    .record(z.string(), z.string().min(1))
+    .superRefine((labels, context) => {
+      for (const name of Object.keys(labels)) {
+        if (!LABEL_NAME.test(name)) context.addIssue({ code: 'custom', path: [name], message: 'expected a Loki label name: a letter or "_", then letters, digits or "_"' });
+      }
+    })
+    .default({ job: 'tollgate' }),
 });
 
 /**

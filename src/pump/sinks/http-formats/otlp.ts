@@ -51,11 +51,11 @@ function hostAndPort(host: string): { address: string; port: number | null } {
 function attributes(record: AnalyticsRecord): KeyValue[] {
   const server = hostAndPort(record.host);
   const query = record.uri.indexOf('?');
-  const method = record.method.toUpperCase();
-  const known = KNOWN_METHODS.has(method);
+  // Method names are case-sensitive: `get` is not GET.
+  const known = KNOWN_METHODS.has(record.method);
   const pairs: [string, AnyValue | null][] = [
     ['log.record.uid', text(record.id)],
-    ['http.request.method', text(known ? method : '_OTHER')],
+    ['http.request.method', text(known ? record.method : '_OTHER')],
     ['http.request.method_original', known ? null : text(record.method)],
     ['http.response.status_code', int(record.status)],
     ['http.route', text(record.normalisedPath)],
