@@ -124,6 +124,21 @@ describe('the http sink, elasticsearch format', () => {
     expect(new Set(es.held())).toEqual(new Set(records.map((record) => record.id)));
   });
 
+  it('refuses only the records still pending when a resend is refused as a whole, not those taken before', async () => {
+    let requests = 0;
+    const receiver = await receiving((request) => {
+      if (++requests > 1) return { status: 400, body: '{"error":"illegal_argument_exception"}' };
+      const ids = request.body.split('\n').flatMap((line) => (line.startsWith('{"create"') ? [(JSON.parse(line) as { create: { _id: string } }).create._id] : []));
+      const items = ids.map((id, i) => ({ create: { _id: id, status: i === 1 ? 503 : 201, ...(i === 1 ? { error: { type: 'unavailable_shards_exception', reason: 'primary shard is not active' } } : {}) } }));
+      return { status: 200, body: JSON.stringify({ took: 1, errors: true, items }) };
+    });
+    const sink = await openSink({ url: receiver.url, format: 'elasticsearch' });
+    const records = analyticsRecords(4);
+    const rejected = await sink.write(records);
+    expect(rejected.map(({ record }) => record.id)).toEqual([records[1]?.id]);
+    expect(rejected[0]?.reason).toMatch(/answered 400: \{"error":"illegal_argument_exception"\}/);
+  });
+
   it('fails retryably on a _bulk answer that does not account for every item', async () => {
     const receiver = await receiving(() => ({ status: 200, body: JSON.stringify({ took: 1, errors: false, items: [] }) }));
     const sink = await openSink({ url: receiver.url, format: 'elasticsearch' });
