@@ -184,6 +184,28 @@ describe('the http sink answers', () => {
     expect(notes[0]).toMatch(/refused a body of \d+ bytes as too large \(413\); batches go in halves/);
   });
 
+  it('413 in halves: a failing second half does not send the first again', async () => {
+    let down = true;
+    const taken: string[] = [];
+    const receiver = await receiving((request) => {
+      const ids = request.body
+        .trimEnd()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as AnalyticsRecord).id);
+      if (ids.length > 4) return { status: 413, body: '{}' };
+      if (down && taken.length >= 4) return { status: 503, body: '{}' };
+      taken.push(...ids);
+      return { status: 200, body: '{}' };
+    });
+    const sink = await openSink({ url: receiver.url, timeoutMs: 60_000 });
+    const records = analyticsRecords(8);
+    expect(await failure(sink.write(records))).toBeInstanceOf(RetryableError);
+    expect(taken).toEqual(records.slice(0, 4).map((record) => record.id));
+    down = false;
+    expect(await sink.write(records)).toEqual([]);
+    expect(taken.sort()).toEqual(records.map((record) => record.id).sort());
+  });
+
   it('fails retryably when nothing listens, and when no answer comes within timeoutMs', async () => {
     const receiver = await receiving(() => ({ status: 200 }));
     const url = receiver.url;
