@@ -181,7 +181,7 @@ export class HttpSink implements Sink {
     const half = Math.ceil(records.length / 2);
     const first = await this.#post(records.slice(0, half), false);
     // The first half is in: a failure of the second must not send it again.
-    const second = await this.#post(records.slice(half), false).catch((error: unknown) => {
+    const second = await this.#post(records.slice(half), false).catch((error: unknown): RecordOutcomes => {
       if (!(error instanceof RetryableError)) throw error;
       return { retry: records.slice(half).map((record) => ({ record, reason: error.message })), rejected: [] };
     });
