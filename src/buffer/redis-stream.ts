@@ -14,8 +14,8 @@ export interface RedisConnection {
 /** Bulk strings as Buffers: a batch is binary MessagePack, and must not go through a UTF-8 decoder. */
 export const BINARY = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 
-const RECONNECT_FIRST_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
 /** Commands waiting for an answer on one connection; past it they fail at once rather than pile up in memory. */
 const MAX_QUEUED_COMMANDS = 10_000;
 
@@ -32,7 +32,7 @@ export function openRedis(url: string, onError: (error: Error) => void): RedisCo
     commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
     pingInterval: 5_000,
     socket: {
-      reconnectStrategy: (retries) => Math.min(RECONNECT_FIRST_MS * 2 ** Math.min(retries, 10), RECONNECT_MAX_MS) * (0.5 + Math.random() / 2),
+      reconnectStrategy: (retries) => backoffMs(retries) * (0.5 + Math.random() / 2),
     },
   });
   const where = redisAddress(url);
@@ -47,6 +47,11 @@ export function openRedis(url: string, onError: (error: Error) => void): RedisCo
   });
   client.connect().catch((error: Error) => onError(new Error(`Redis ${where}: ${error.message}`)));
   return client;
+}
+
+/** How long to wait before attempt `failures + 1` after that many failures in a row: doubling from 100 ms, at most 5 s. */
+export function backoffMs(failures: number): number {
+  return Math.min(BACKOFF_FIRST_MS * 2 ** Math.min(failures, 10), BACKOFF_MAX_MS);
 }
 
 /** The URL without its credentials, for messages. */
@@ -87,4 +92,11 @@ function entryIdParts(id: string): [number, number] {
 /** When the entry was added (its id's time part). */
 export function entryTime(id: string): number {
   return entryIdParts(id)[0];
+}
+
+/** A Redis reply of alternating names and values (RESP2: an entry's fields, XINFO), as a map. */
+export function fieldsOf<T>(reply: readonly T[]): Map<string, T> {
+  const fields = new Map<string, T>();
+  for (let index = 0; index + 1 < reply.length; index += 2) fields.set(String(reply[index]), reply[index + 1] as T);
+  return fields;
 }

@@ -146,6 +146,49 @@ describe('the Redis stream as a pump source', () => {
     expect(await streamLength()).toBe(0);
   });
 
+  it('keeps the entries of a pump whose slots are all full (it does not read) from being claimed by the others', async () => {
+    await produce(2);
+    const full = source({ consumer: 'pump-full', claimIdleMs: 300 });
+    const other = source({ consumer: 'pump-other', claimIdleMs: 300 });
+    const held = await full.read(2, 1_000);
+    expect(held.length).toBe(2);
+    // pump-full never calls read() again while it holds them: its sinks are busy with every slot.
+    const deadline = Date.now() + 1_500;
+    while (Date.now() < deadline) expect(await other.read(8, 50)).toEqual([]);
+    for (const batch of held) await full.ack(batch);
+    expect(await streamLength()).toBe(0);
+  });
+
+  it('does not take back an entry another consumer has claimed from it', async () => {
+    await produce(1);
+    const first = source({ consumer: 'pump-a', claimIdleMs: 300 });
+    const [held] = await first.read(1, 1_000);
+    expect(held).toBeDefined();
+    await producer.sendCommand(['XCLAIM', stream, GROUP, 'pump-b', '0', (held as { key: string }).key, 'JUSTID']);
+    // Long enough for pump-a to refresh what it holds twice (every 100 ms), short of pump-b's entry going idle for claimIdleMs.
+    const deadline = Date.now() + 250;
+    while (Date.now() < deadline) await first.read(1, 50);
+    const pending = await producer.sendCommand<[string, string][]>(['XPENDING', stream, GROUP, '-', '+', '10']);
+    expect(pending.map(([id, consumer]) => [String(id), String(consumer)])).toEqual([[(held as { key: string }).key, 'pump-b']]);
+  });
+
+  it('hands out the batches it decoded even when setting aside a later undecodable entry fails', async () => {
+    await produce(1, 5, 0);
+    await producer.sendCommand(['XADD', stream, '*', 'data', Buffer.from([0xc1]), 'records', '1', 'instance', 'test']);
+    await produce(1, 5, 1);
+    const reader = source({
+      undecodable: {
+        putEncoded: () => {
+          throw new Error('dead letter full');
+        },
+      },
+    });
+    const acked: string[] = [];
+    await drain(reader, acked, () => acked.length >= 10, 3_000);
+    expect([...counts(acked)].filter(([, times]) => times !== 1)).toEqual([]);
+    expect(errors.some((message) => /dead letter full/.test(message))).toBe(true);
+  });
+
   it('an undecodable entry goes to the dead letter, is acknowledged, and does not hold the others back', async () => {
     await produce(1, 5, 0);
     await producer.sendCommand(['XADD', stream, '*', 'data', Buffer.from([0xc1, 0xff, 0x00]), 'records', '7', 'instance', 'test']);

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { decodeBatch } from '../../analytics/codec.js';
-import { BINARY, compareEntryIds, ensureGroup, entryTime, isNoGroup, openRedis, type RedisConnection } from '../../buffer/redis-stream.js';
+import { backoffMs, BINARY, compareEntryIds, ensureGroup, entryTime, fieldsOf, isNoGroup, openRedis, type RedisConnection } from '../../buffer/redis-stream.js';
 import type { BatchSource, SourceBatch } from '../source.js';
 
 /** Where batches that cannot be decoded are kept (the pump's dead letter `undecodable`). */
@@ -24,8 +24,6 @@ export interface RedisSourceOptions {
 
 type RawEntry = [Buffer, Buffer[] | null];
 
-const RETRY_FIRST_MS = 100;
-const RETRY_MAX_MS = 5_000;
 const READY_POLL_MS = 20;
 const COMMANDS_WAIT_MS = 5_000;
 
@@ -33,8 +31,8 @@ const COMMANDS_WAIT_MS = 5_000;
  * The Redis stream as a batch source: this pump is one consumer of the group. At start it takes
  * again what it had taken and not acknowledged before (its pending entries), then new entries;
  * entries another consumer left pending longer than `claimIdleMs` (a crashed pump) are claimed,
- * while the idle time of the entries this pump holds is kept short, so a slow sink does not make
- * the others take them. A batch leaves the stream (XACK and XDEL, one transaction) only when
+ * while the idle time of the entries this pump holds is kept short (on a timer of its own: a pump
+ * whose slots are all full does not read), so a slow sink does not make the others take them. A batch leaves the stream (XACK and XDEL, one transaction) only when
  * acknowledged. Redis going away is reported and retried; a vanished group is created again from
  * the stream's first entry.
  */
@@ -51,7 +49,8 @@ export class RedisSource implements BatchSource {
   #nextClaim = 0;
   /** Entries handed out and not yet acknowledged: never handed out twice by this source. */
   readonly #held = new Set<string>();
-  #lastTouch = 0;
+  readonly #touchTimer: NodeJS.Timeout;
+  #touching = false;
   #failures = 0;
   #recordsSeen = 0;
   #batchesSeen = 0;
@@ -62,6 +61,8 @@ export class RedisSource implements BatchSource {
     this.#consumer = options.consumer ?? `${hostname()}-${process.pid}`;
     this.#reader = openRedis(options.url, options.onError);
     this.#commands = openRedis(options.url, options.onError);
+    this.#touchTimer = setInterval(() => void this.#touchHeld(), options.claimIdleMs / 3);
+    this.#touchTimer.unref();
   }
 
   async read(max: number, waitMs: number): Promise<SourceBatch[]> {
@@ -72,7 +73,6 @@ export class RedisSource implements BatchSource {
         await ensureGroup(this.#reader, this.#options.stream, this.#options.group);
         this.#groupReady = true;
       }
-      await this.#touchHeld();
       const batches = await this.#take(max, waitMs);
       this.#failures = 0;
       return batches;
@@ -83,7 +83,7 @@ export class RedisSource implements BatchSource {
         return [];
       }
       this.#options.onError(Object.assign(new Error(`Redis stream ${this.#options.stream}: ${(error as Error).message}; retrying`), { code: 'REDIS_SOURCE' }));
-      await delay(Math.min(RETRY_FIRST_MS * 2 ** this.#failures++, RETRY_MAX_MS));
+      await delay(backoffMs(this.#failures++));
       return [];
     }
   }
@@ -128,39 +128,55 @@ export class RedisSource implements BatchSource {
     return this.#handOut(streamEntries(fresh));
   }
 
-  /** Decodes entries into batches; an entry that cannot be decoded is kept in the dead letter and acknowledged, never handed out. */
+  /**
+   * Decodes entries into batches; an entry that cannot be decoded is kept in the dead letter and
+   * acknowledged, never handed out. An entry whose handling fails stays pending (claimed again
+   * later) without holding back the others.
+   */
   async #handOut(entries: RawEntry[]): Promise<SourceBatch[]> {
     const batches: SourceBatch[] = [];
     for (const [rawId, fields] of entries) {
       const key = rawId.toString();
       if (this.#held.has(key)) continue;
-      const entry = fieldsOf(fields ?? []);
-      const data = entry.get('data');
-      const declared = Number(entry.get('records')?.toString() ?? 0);
       try {
-        // Entries deleted while pending come back without fields: nothing is left to deliver.
-        if (fields === null) {
-          await this.#remove(key);
-          continue;
-        }
-        if (data === undefined) throw new Error('the entry has no data field');
-        const records = decodeBatch(data);
-        batches.push({ key, records });
-        this.#held.add(key);
-        this.#recordsSeen += records.length;
-        this.#batchesSeen++;
+        const batch = await this.#batchOf(key, fields);
+        if (batch !== null) batches.push(batch);
       } catch (error) {
-        const kept = this.#options.undecodable.putEncoded(data ?? Buffer.alloc(0), declared);
-        this.#options.onUndecodable?.();
-        this.#options.onError(
-          Object.assign(new Error(`Redis stream ${this.#options.stream}: entry ${key} (${declared} record(s)) could not be decoded (${(error as Error).message}); kept as dead letter batch ${kept}`), {
-            code: 'REDIS_UNDECODABLE',
-          }),
-        );
-        await this.#remove(key);
+        this.#options.onError(Object.assign(new Error(`Redis stream ${this.#options.stream}: entry ${key}: ${(error as Error).message}; left pending`), { code: 'REDIS_SOURCE' }));
       }
     }
+    for (const batch of batches) {
+      this.#held.add(batch.key);
+      this.#recordsSeen += batch.records.length;
+      this.#batchesSeen++;
+    }
     return batches;
+  }
+
+  /** The entry's batch, or null when there is nothing to deliver (deleted while pending, or undecodable and set aside). */
+  async #batchOf(key: string, fields: Buffer[] | null): Promise<SourceBatch | null> {
+    // Entries deleted while pending come back without fields: nothing is left to deliver.
+    if (fields === null) {
+      await this.#remove(key);
+      return null;
+    }
+    const entry = fieldsOf(fields);
+    const data = entry.get('data');
+    const declared = Number(entry.get('records')?.toString() ?? 0);
+    try {
+      if (data === undefined) throw new Error('the entry has no data field');
+      return { key, records: decodeBatch(data) };
+    } catch (error) {
+      const kept = this.#options.undecodable.putEncoded(data ?? Buffer.alloc(0), declared);
+      this.#options.onUndecodable?.();
+      this.#options.onError(
+        Object.assign(new Error(`Redis stream ${this.#options.stream}: entry ${key} (${declared} record(s)) could not be decoded (${(error as Error).message}); kept as dead letter batch ${kept}`), {
+          code: 'REDIS_UNDECODABLE',
+        }),
+      );
+      await this.#remove(key);
+      return null;
+    }
   }
 
   async ack(batch: SourceBatch): Promise<void> {
@@ -181,12 +197,25 @@ export class RedisSource implements BatchSource {
     await transaction.exec();
   }
 
-  /** Resets the idle time of the entries this pump holds (XCLAIM to itself), well before others may claim them. */
+  /**
+   * Resets the idle time of the entries this pump holds (XCLAIM to itself), well before others may
+   * claim them; an entry another consumer has claimed meanwhile stays theirs.
+   */
   async #touchHeld(): Promise<void> {
-    if (this.#held.size === 0 || Date.now() - this.#lastTouch < this.#options.claimIdleMs / 3) return;
-    this.#lastTouch = Date.now();
+    if (this.#held.size === 0 || this.#touching || !this.#commands.isReady) return;
+    this.#touching = true;
     const { stream, group } = this.#options;
-    await this.#commands.sendCommand(['XCLAIM', stream, group, this.#consumer, '0', ...this.#held, 'JUSTID']);
+    try {
+      const held = [...this.#held];
+      const owners = await Promise.all(held.map((id) => this.#commands.sendCommand<[unknown, unknown][]>(['XPENDING', stream, group, id, id, '1'])));
+      const ours = held.filter((_, index) => String(owners[index]?.[0]?.[1]) === this.#consumer);
+      // Between the two commands another consumer could only claim an entry idle for claimIdleMs: refreshed every third of it, none is.
+      if (ours.length > 0) await this.#commands.sendCommand(['XCLAIM', stream, group, this.#consumer, '0', ...ours, 'JUSTID']);
+    } catch (error) {
+      this.#options.onError(Object.assign(new Error(`Redis stream ${stream}: cannot refresh the entries held: ${(error as Error).message}`), { code: 'REDIS_SOURCE' }));
+    } finally {
+      this.#touching = false;
+    }
   }
 
   async depth(): Promise<{ batches: number; records: number; oldestAgeMs: number }> {
@@ -205,6 +234,7 @@ export class RedisSource implements BatchSource {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#touchTimer);
     this.#reader.destroy();
     this.#commands.destroy();
   }
@@ -215,12 +245,6 @@ function streamEntries(reply: unknown): RawEntry[] {
   if (reply === null) return [];
   const [stream] = reply as [[Buffer, RawEntry[]]];
   return stream === undefined ? [] : [...stream[1]].sort((a, b) => compareEntryIds(a[0].toString(), b[0].toString()));
-}
-
-function fieldsOf(fields: Buffer[]): Map<string, Buffer> {
-  const map = new Map<string, Buffer>();
-  for (let index = 0; index + 1 < fields.length; index += 2) map.set((fields[index] as Buffer).toString(), fields[index + 1] as Buffer);
-  return map;
 }
 
 function delay(ms: number): Promise<void> {
