@@ -1,5 +1,5 @@
 import type { BatchBuffer } from './batch-buffer.js';
-import { compareEntryIds, ensureGroup, isNoGroup, openRedis, type RedisConnection } from './redis-stream.js';
+import { backoffMs, compareEntryIds, ensureGroup, fieldsOf, isNoGroup, openRedis, type RedisConnection } from './redis-stream.js';
 import type { EncodedBatch, SpoolWriter, StoreResult } from './spool-writer.js';
 
 export interface RedisBufferOptions {
@@ -20,17 +20,20 @@ const BATCHES_PER_ROUND = 32;
 const ACK_CHECK_MS = 100;
 /** Pending entries listed per acknowledgement check; entries past them are looked at next time. */
 const PENDING_PAGE = 1_000;
-const RETRY_FIRST_MS = 100;
-const RETRY_MAX_MS = 5_000;
+/** How long the loop sleeps when nothing is due (Redis away, nothing sent awaiting acknowledgement). */
+const IDLE_MS = 5_000;
+/** Entries looked up per round trip when checking which of those sent the stream still holds. */
+const LOOKUPS_PER_ROUND = 1_000;
 const CLOSE_WAIT_MS = 2_000;
 
 /**
  * The redis buffer: each batch is committed to the local spool first (the gateway's answer never
  * waits for Redis), then added to the stream off the request path, a pipeline of XADDs at a time,
  * and marked with its entry and Redis's `run_id`. The local copy is deleted once the consumer
- * group has acknowledged the entry. Whatever Redis loses is sent again from the spool: everything
- * not acknowledged when `run_id` changes (a restart, with or without persistence), or when the
- * stream or its group vanished. While Redis is away the gateway keeps serving and the spool
+ * group has acknowledged the entry. Whatever Redis loses is sent again from the spool: when `run_id`
+ * changes (a restart) or the stream or its group vanished, the entries sent are looked up, and
+ * only those the stream no longer holds (nor has acknowledged) are sent again: a Redis restarted
+ * with its data, or a group destroyed while its stream survives, gets no second copy. While Redis is away the gateway keeps serving and the spool
  * fills, under the buffer's size limit and full policy.
  */
 export class RedisBuffer implements BatchBuffer {
@@ -102,7 +105,7 @@ export class RedisBuffer implements BatchBuffer {
     while (!this.#closing) {
       try {
         if (!this.#redis.isReady) {
-          await this.#idle(RETRY_MAX_MS);
+          await this.#idle(IDLE_MS);
           continue;
         }
         if (this.#run === null) await this.#resume();
@@ -111,13 +114,13 @@ export class RedisBuffer implements BatchBuffer {
         // A page less than full: the spool had no more, and a batch stored since has signalled.
         if ((await this.#sendUnsent()) === BATCHES_PER_ROUND) continue;
         failures = 0;
-        await this.#idle(this.#awaitingAck.length > 0 ? ACK_CHECK_MS : RETRY_MAX_MS);
+        await this.#idle(this.#awaitingAck.length > 0 ? ACK_CHECK_MS : IDLE_MS);
       } catch (error) {
         this.#options.onError(Object.assign(new Error(`Redis stream ${this.#options.stream}: ${(error as Error).message}`), { code: 'REDIS_BUFFER' }));
         // The spool says what was sent during which run: start again from there.
         this.#run = null;
         // Not cut short by new batches: under load they come all the time.
-        await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_FIRST_MS * 2 ** failures++, RETRY_MAX_MS)).unref());
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(failures++)).unref());
       }
     }
   }
@@ -130,9 +133,34 @@ export class RedisBuffer implements BatchBuffer {
     const run = /run_id:(\w+)/.exec(info)?.[1];
     if (run === undefined) throw new Error('INFO server has no run_id');
     await ensureGroup(this.#redis, stream, group);
-    this.#awaitingAck = (await spool.sentEntries(run)).sort((a, b) => compareEntryIds(a.entry, b.entry));
+    const kept = await this.#stillInStream();
+    await spool.keepSent(kept, run);
+    this.#awaitingAck = kept;
     this.#sentThrough = 0;
     if (connection === this.#connection) this.#run = run;
+  }
+
+  /**
+   * The batches sent (in any Redis run) whose entry this stream still has, or has acknowledged (it
+   * is gone but the group delivered it: pumps delete what they acknowledge), oldest first. The
+   * others were lost with a Redis that restarted without them, or with a stream deleted.
+   */
+  async #stillInStream(): Promise<{ id: number; entry: string }[]> {
+    const { spool, stream, group } = this.#options;
+    const sent = (await spool.sentEntries()).sort((a, b) => compareEntryIds(a.entry, b.entry));
+    if (sent.length === 0) return [];
+    const ours = (await this.#redis.sendCommand<unknown[][]>(['XINFO', 'GROUPS', stream])).map(fieldsOf).find((fields) => String(fields.get('name')) === group);
+    const lastDelivered = String(ours?.get('last-delivered-id') ?? '0-0');
+    const kept = [];
+    for (let first = 0; first < sent.length; first += LOOKUPS_PER_ROUND) {
+      const page = sent.slice(first, first + LOOKUPS_PER_ROUND);
+      // Issued together, the lookups leave in one write.
+      const found = await Promise.all(page.map(({ entry }) => this.#redis.sendCommand<unknown[]>(['XRANGE', stream, entry, entry, 'COUNT', '1'])));
+      for (const [index, { id, entry }] of page.entries()) {
+        if ((found[index] as unknown[]).length > 0 || compareEntryIds(entry, lastDelivered) <= 0) kept.push({ id, entry });
+      }
+    }
+    return kept;
   }
 
   /** Adds the next batches (a page) the spool holds that this Redis run has not seen; says how many there were. */
@@ -200,25 +228,19 @@ export class RedisBuffer implements BatchBuffer {
     return new Set(delivered.filter(({ entry }) => !stillPending.has(entry) && compareEntryIds(entry, judgedThrough) <= 0));
   }
 
-  /** The stream or its group vanished without a restart: what was sent to it counts as unsent again. */
+  /** The stream or its group vanished without a restart: what the stream no longer holds counts as unsent again. */
   async #streamLost(connection: number): Promise<void> {
     const run = this.#run;
     if (run === null || connection !== this.#connection) return;
     this.#options.onError(
-      Object.assign(new Error(`Redis stream ${this.#options.stream}: the stream or its group ${this.#options.group} vanished; sending again every batch not acknowledged`), {
+      Object.assign(new Error(`Redis stream ${this.#options.stream}: the stream or its group ${this.#options.group} vanished; sending again every batch it no longer holds`), {
         code: 'REDIS_STREAM_LOST',
       }),
     );
-    await this.#options.spool.forgetSent(run);
     await ensureGroup(this.#redis, this.#options.stream, this.#options.group);
-    this.#awaitingAck = [];
+    const kept = await this.#stillInStream();
+    await this.#options.spool.keepSent(kept, run);
+    this.#awaitingAck = kept;
     this.#sentThrough = 0;
   }
-}
-
-/** A Redis reply of alternating names and values (RESP2), as a map. */
-function fieldsOf(reply: unknown[]): Map<string, unknown> {
-  const fields = new Map<string, unknown>();
-  for (let index = 0; index + 1 < reply.length; index += 2) fields.set(String(reply[index]), reply[index + 1]);
-  return fields;
 }

@@ -29,9 +29,9 @@ describe('the spool as the redis buffer\'s local copy', () => {
     expect(spool.unsent('run-a', ids[2] as number, 2).map((batch) => batch.id)).toEqual([ids[4]]);
     // Another run (Redis restarted) has seen none of them.
     expect(spool.unsent('run-b', 0, 10).map((batch) => batch.id)).toEqual(ids);
-    expect(spool.sentEntries('run-a')).toEqual([
-      { id: ids[1], entry: '1-0' },
-      { id: ids[3], entry: '2-0' },
+    expect(spool.sentEntries()).toEqual([
+      { id: ids[1], entry: '1-0', run: 'run-a' },
+      { id: ids[3], entry: '2-0', run: 'run-a' },
     ]);
     expect(spool.read(0, 10).map((batch) => [batch.streamEntry, batch.redisRun])).toEqual([
       [null, null],
@@ -42,16 +42,16 @@ describe('the spool as the redis buffer\'s local copy', () => {
     ]);
   });
 
-  it('forgets the marks of a run whose stream vanished, and of batches deleted or never kept', () => {
+  it('keeps, under the new run, the marks of the entries the stream still has, forgets the others, and those of batches deleted or never kept', () => {
     const ids = append(3);
     spool.markSent(ids.map((id, n) => ({ id, entry: `${n}-0` })), 'run-a');
     spool.delete([ids[0] as number]);
-    expect(spool.sentEntries('run-a').map(({ id }) => id)).toEqual([ids[1], ids[2]]);
+    expect(spool.sentEntries().map(({ id }) => id)).toEqual([ids[1], ids[2]]);
     // A batch removed (dropOldest) before its mark came leaves no mark behind.
     spool.markSent([{ id: 999, entry: '9-0' }], 'run-a');
-    expect(spool.sentEntries('run-a').map(({ id }) => id)).toEqual([ids[1], ids[2]]);
-    spool.forgetSent('run-a');
-    expect(spool.sentEntries('run-a')).toEqual([]);
-    expect(spool.unsent('run-a', 0, 10).map((batch) => batch.id)).toEqual([ids[1], ids[2]]);
+    expect(spool.sentEntries().map(({ id }) => id)).toEqual([ids[1], ids[2]]);
+    spool.keepSent([{ id: ids[2] as number, entry: '2-0' }], 'run-b');
+    expect(spool.sentEntries()).toEqual([{ id: ids[2], entry: '2-0', run: 'run-b' }]);
+    expect(spool.unsent('run-b', 0, 10).map((batch) => batch.id)).toEqual([ids[1]]);
   });
 });

@@ -34,9 +34,9 @@ function perform(request: SpoolRequest): unknown {
     case 'unsent':
       return spool.unsent(request.run, request.afterId, request.limit);
     case 'sentEntries':
-      return spool.sentEntries(request.run);
-    case 'forgetSent':
-      spool.forgetSent(request.run);
+      return spool.sentEntries();
+    case 'keepSent':
+      spool.keepSent(request.kept, request.run);
       return null;
     case 'close':
       spool.checkpoint();

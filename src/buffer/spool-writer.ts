@@ -21,8 +21,8 @@ export type SpoolRequest = { seq: number } & (
   | { op: 'delete'; ids: number[] }
   | { op: 'markSent'; sent: { id: number; entry: string }[]; run: string }
   | { op: 'unsent'; run: string; afterId: number; limit: number }
-  | { op: 'sentEntries'; run: string }
-  | { op: 'forgetSent'; run: string }
+  | { op: 'sentEntries' }
+  | { op: 'keepSent'; kept: { id: number; entry: string }[]; run: string }
   | { op: 'close' }
 );
 
@@ -81,12 +81,12 @@ export class SpoolWriter {
     return batches.map((batch) => ({ ...batch, data: Buffer.from(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength) }));
   }
 
-  sentEntries(run: string): Promise<{ id: number; entry: string }[]> {
-    return this.#call({ op: 'sentEntries', run }) as Promise<{ id: number; entry: string }[]>;
+  sentEntries(): Promise<{ id: number; entry: string; run: string }[]> {
+    return this.#call({ op: 'sentEntries' }) as Promise<{ id: number; entry: string; run: string }[]>;
   }
 
-  forgetSent(run: string): Promise<void> {
-    return this.#call({ op: 'forgetSent', run }) as Promise<void>;
+  keepSent(kept: { id: number; entry: string }[], run: string): Promise<void> {
+    return this.#call({ op: 'keepSent', kept, run }) as Promise<void>;
   }
 
   async close(): Promise<void> {

@@ -41,8 +41,8 @@ export class Spool {
   readonly #markSent: Database.Statement<[string, string, number]>;
   readonly #unsent: Database.Statement<[string, number, number], SpooledBatchRow>;
   readonly #oldestCreatedAt: Database.Statement<[], { created_at: number }>;
-  readonly #sentEntries: Database.Statement<[string], { id: number; stream_entry: string }>;
-  readonly #forgetSent: Database.Statement<[string]>;
+  readonly #sentEntries: Database.Statement<[], { id: number; stream_entry: string; redis_run: string }>;
+  readonly #forgetAllSent: Database.Statement<[]>;
 
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -88,8 +88,8 @@ export class Spool {
     this.#unsent = db.prepare(
       'SELECT batches.id, created_at, records, data, sent.stream_entry, sent.redis_run FROM batches LEFT JOIN sent USING (id) WHERE (sent.redis_run IS NULL OR sent.redis_run != ?) AND batches.id > ? ORDER BY batches.id LIMIT ?',
     );
-    this.#sentEntries = db.prepare('SELECT id, stream_entry FROM sent WHERE redis_run = ? ORDER BY id');
-    this.#forgetSent = db.prepare('DELETE FROM sent WHERE redis_run = ?');
+    this.#sentEntries = db.prepare('SELECT id, stream_entry, redis_run FROM sent ORDER BY id');
+    this.#forgetAllSent = db.prepare('DELETE FROM sent');
   }
 
   /** Appends batches in one transaction (one commit, one fsync); returns their ids, in order. */
@@ -150,14 +150,21 @@ export class Spool {
     return this.#unsent.all(run, afterId, limit).map(batchOf);
   }
 
-  /** With the redis buffer: the batches added to the stream during the Redis run `run` (and not yet deleted), by id. */
-  sentEntries(run: string): { id: number; entry: string }[] {
-    return this.#sentEntries.all(run).map((row) => ({ id: row.id, entry: row.stream_entry }));
+  /** With the redis buffer: the batches added to the stream (and not yet deleted), by id, with the Redis run that took each. */
+  sentEntries(): { id: number; entry: string; run: string }[] {
+    return this.#sentEntries.all().map((row) => ({ id: row.id, entry: row.stream_entry, run: row.redis_run }));
   }
 
-  /** With the redis buffer: the stream lost what was added during `run` (it or its group vanished); those batches count as unsent again. */
-  forgetSent(run: string): void {
-    this.#forgetSent.run(run);
+  /**
+   * With the redis buffer: after a restart or a vanished group, the stream still has (or has
+   * acknowledged) only the entries `kept`, now counted as sent during `run`; the other batches count
+   * as unsent again (one commit).
+   */
+  keepSent(kept: readonly { id: number; entry: string }[], run: string): void {
+    this.#db.transaction(() => {
+      this.#forgetAllSent.run();
+      for (const { id, entry } of kept) this.#markSent.run(entry, run, id);
+    })();
   }
 
   /** Moves what the write-ahead log holds into the database and truncates it. */

@@ -1,27 +1,32 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { eventually } from './gateway-process.js';
 
 /**
- * A test's own `redis-server`, without persistence: `kill()` is a SIGKILL, and `start()` again
- * brings up an empty Redis (a new run id) on the same port.
+ * A test's own `redis-server`, without persistence unless given a directory for its append-only
+ * file: `kill()` is a SIGKILL (or the signal given), and `start()` again brings up a Redis with a
+ * new run id on the same port, empty or with what it had persisted.
  */
 export class RedisServer {
   #child: ChildProcess | null = null;
   #output = '';
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    readonly persistDirectory: string | null,
+  ) {}
 
-  static async start(): Promise<RedisServer> {
-    const server = await RedisServer.reserve();
+  static async start(options: { persistDirectory?: string } = {}): Promise<RedisServer> {
+    const server = await RedisServer.reserve(options);
     await server.start();
     return server;
   }
 
   /** A port for a Redis not started yet. */
-  static async reserve(): Promise<RedisServer> {
-    return new RedisServer(await freePort());
+  static async reserve(options: { persistDirectory?: string } = {}): Promise<RedisServer> {
+    return new RedisServer(await freePort(), options.persistDirectory ?? null);
   }
 
   get url(): string {
@@ -29,7 +34,9 @@ export class RedisServer {
   }
 
   async start(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (this.persistDirectory !== null) mkdirSync(this.persistDirectory, { recursive: true });
+    const persistence = this.persistDirectory === null ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--dir', this.persistDirectory];
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (chunk: Buffer) => (this.#output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (this.#output += chunk.toString()));
     const failed = new Promise<never>((_, reject) => {
@@ -41,12 +48,12 @@ export class RedisServer {
     await Promise.race([failed, eventually(() => this.#answersPing(), 10_000, `redis-server on port ${this.port} to answer PING`)]);
   }
 
-  async kill(): Promise<void> {
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.#child;
     this.#child = null;
     if (child === null || child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
-    child.kill('SIGKILL');
+    child.kill(signal);
     await exited;
   }
 
