@@ -4,9 +4,11 @@ import type { SinkCounts } from './pump-metrics.js';
 import type { SinkStatus } from './sink-runner.js';
 
 export interface PumpHealth {
-  /** `ok`: every sink delivering; `degraded`: some sink is failing (retrying or dead-lettering). */
+  /** `ok`: every sink delivering; `degraded`: some sink is failing (retrying or dead-lettering), or the buffer cannot be read. */
   status: 'ok' | 'degraded';
-  buffer: { batches: number; records: number; lagSeconds: number };
+  /** Null when the buffer cannot be read (Redis away): `bufferError` says why. */
+  buffer: { batches: number; records: number; lagSeconds: number } | null;
+  bufferError?: string;
   sinks: Record<string, SinkStatus & SinkCounts & { deadLetter: { batches: number; records: number } }>;
 }
 

@@ -11,7 +11,8 @@ export interface SinkCounts {
 
 /** What the gauges show, read when /metrics is asked for. */
 export interface PumpGauges {
-  buffer: { batches: number; records: number; oldestAgeMs: number };
+  /** Null when the buffer cannot be read: its gauges keep their last values. */
+  buffer: { batches: number; records: number; oldestAgeMs: number } | null;
   deadLetters: { sink: string; batches: number; records: number }[];
 }
 
@@ -104,9 +105,11 @@ export class PumpMetrics {
 
   /** Sets the gauges, then renders every metric in the Prometheus text format. */
   async render(gauges: PumpGauges): Promise<string> {
-    this.#bufferBatches.set(gauges.buffer.batches);
-    this.#bufferRecords.set(gauges.buffer.records);
-    this.#lag.set(gauges.buffer.oldestAgeMs / 1000);
+    if (gauges.buffer !== null) {
+      this.#bufferBatches.set(gauges.buffer.batches);
+      this.#bufferRecords.set(gauges.buffer.records);
+      this.#lag.set(gauges.buffer.oldestAgeMs / 1000);
+    }
     for (const { sink, batches, records } of gauges.deadLetters) {
       this.#deadLetterBatches.set({ sink }, batches);
       this.#deadLetterRecords.set({ sink }, records);

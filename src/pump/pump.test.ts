@@ -6,6 +6,7 @@ import { Spool } from '../buffer/spool.js';
 import { parseConfig } from '../config/load.js';
 import { analyticsRecords, recordsInDirectory } from '../../test/support/analytics-records.js';
 import { eventually, runCli, Workspace } from '../../test/support/gateway-process.js';
+import { RedisServer } from '../../test/support/redis-server.js';
 import { Pump } from './pump.js';
 
 let workspace: Workspace;
@@ -118,6 +119,29 @@ describe('the pump', () => {
     expect(metric(metrics, 'tollgate_pump_dead_letter_records')).toBe(0);
     expect(metrics).toMatch(/tollgate_pump_sink_batch_seconds_count\{sink="records"\} [1-9]/);
     expect((await fetch(`${pump.healthUrl}/nothing`)).status).toBe(404);
+  });
+
+  it('answers /health at once while Redis is down: 200, degraded, the buffer depth unknown', async () => {
+    const redis = await RedisServer.start();
+    try {
+      const config = configFor();
+      config.analytics = { buffer: { type: 'redis', url: redis.url, stream: `tollgate-test-${Date.now()}`, directory: workspace.path('spool') } };
+      const pump = await startPump(config);
+      const healthy = JSON.parse(await getText(`${pump.healthUrl}/health`)) as Record<string, any>;
+      expect(healthy).toMatchObject({ status: 'ok', buffer: { batches: 0 } });
+
+      await redis.kill();
+      const asked = Date.now();
+      const response = await fetch(`${pump.healthUrl}/health`);
+      expect(Date.now() - asked).toBeLessThan(2_000);
+      expect(response.status).toBe(200);
+      const down = JSON.parse(await response.text()) as Record<string, any>;
+      expect(down).toMatchObject({ status: 'degraded', buffer: null });
+      expect(down.bufferError).toMatch(/Redis/);
+      expect((await fetch(`${pump.healthUrl}/metrics`)).status).toBe(200);
+    } finally {
+      await redis.kill();
+    }
   });
 
   it('holds a dead sink no longer than maxRetryTimeSec: its batches go to the dead letter, counted, the buffer is acknowledged, and replay delivers them once', async () => {

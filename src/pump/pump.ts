@@ -87,24 +87,33 @@ export class Pump {
   }
 
   async health(): Promise<PumpHealth> {
-    const depth = await this.source.depth();
+    const depth = await this.#depth();
     const sinks: PumpHealth['sinks'] = {};
     for (const { name, runner, deadLetter } of this.sinks) {
       const { batches, records } = deadLetter.totals();
       sinks[name] = { ...runner.status(), ...(await this.metrics.sinkCounts(name)), deadLetter: { batches, records } };
     }
     return {
-      status: Object.values(sinks).every((sink) => sink.state === 'open') ? 'ok' : 'degraded',
-      buffer: { batches: depth.batches, records: depth.records, lagSeconds: depth.oldestAgeMs / 1000 },
+      status: 'error' in depth || Object.values(sinks).some((sink) => sink.state !== 'open') ? 'degraded' : 'ok',
+      ...('error' in depth ? { buffer: null, bufferError: depth.error } : { buffer: { batches: depth.batches, records: depth.records, lagSeconds: depth.oldestAgeMs / 1000 } }),
       sinks,
     };
   }
 
   async renderMetrics(): Promise<string> {
     return this.metrics.render({
-      buffer: await this.source.depth(),
+      buffer: await this.#depth().then((depth) => ('error' in depth ? null : depth)),
       deadLetters: this.sinks.map(({ name, deadLetter }) => ({ sink: name, ...deadLetter.totals() })),
     });
+  }
+
+  /** The buffer's depth, or why it cannot be known (Redis away): health answers either way. */
+  async #depth(): Promise<Awaited<ReturnType<BatchSource['depth']>> | { error: string }> {
+    try {
+      return await this.source.depth();
+    } catch (error) {
+      return { error: (error as Error).message };
+    }
   }
 
   /**

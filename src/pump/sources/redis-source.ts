@@ -218,9 +218,10 @@ export class RedisSource implements BatchSource {
     }
   }
 
+  /** Fails at once while Redis is away: /health says so rather than wait. */
   async depth(): Promise<{ batches: number; records: number; oldestAgeMs: number }> {
     const { stream } = this.#options;
-    await this.#commandsReady();
+    if (!this.#commands.isReady) throw new Error(`Redis stream ${stream}: Redis is not reachable`);
     const [batches, oldest] = await Promise.all([
       this.#commands.sendCommand<number>(['XLEN', stream]),
       this.#commands.sendCommand<RawEntry[]>(['XRANGE', stream, '-', '+', 'COUNT', '1'], BINARY),
