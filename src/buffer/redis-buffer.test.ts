@@ -203,6 +203,20 @@ describe('the redis analytics buffer', () => {
     expect([...seen].filter(([, times]) => times !== 1)).toEqual([]);
   });
 
+  it('ships at stop the last records it wrote out: nothing answered stays in the local spool', async () => {
+    redis = await RedisServer.start();
+    const stream = `tollgate-test-${randomUUID()}`;
+    const gateway = await fixture.start(await redisBufferConfig(redis, stream));
+    const consumer = consume(redis, stream);
+    const load = steadyLoad(gateway, 2);
+    await eventually(async () => (load.answered.length >= 20 ? true : undefined), 10_000, '20 answered transactions');
+    await load.stop();
+    expect(await gateway.stop()).toBe(0);
+    expect(await unsentBatches()).toBe(0);
+    const seen = await allArrived(load.answered, consumer, 10_000);
+    expect([...seen].filter(([, times]) => times !== 1)).toEqual([]);
+  });
+
   it('starts, serves and spools while Redis is down, and ships once Redis comes', async () => {
     redis = await RedisServer.reserve();
     const stream = `tollgate-test-${randomUUID()}`;

@@ -123,6 +123,16 @@ export class RedisBuffer implements BatchBuffer {
         await new Promise((resolve) => setTimeout(resolve, backoffMs(failures++)).unref());
       }
     }
+    await this.#sendRest();
+  }
+
+  /** At close: the last batches stored (written out as the gateway stops) go out too, while Redis is there (bounded by the close's wait). */
+  async #sendRest(): Promise<void> {
+    try {
+      while (this.#redis.isReady && this.#run !== null && (await this.#sendUnsent()) > 0);
+    } catch (error) {
+      this.#options.onError(Object.assign(new Error(`Redis stream ${this.#options.stream}: at close: ${(error as Error).message}; what was not sent stays in the local spool`), { code: 'REDIS_BUFFER' }));
+    }
   }
 
   /** After a (re)connection: which Redis is this, and what did the spool send to it already. */

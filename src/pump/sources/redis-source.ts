@@ -32,8 +32,8 @@ const COMMANDS_WAIT_MS = 5_000;
  * again what it had taken and not acknowledged before (its pending entries), then new entries;
  * entries another consumer left pending longer than `claimIdleMs` (a crashed pump) are claimed,
  * while the idle time of the entries this pump holds is kept short (on a timer of its own: a pump
- * whose slots are all full does not read), so a slow sink does not make the others take them. A batch leaves the stream (XACK and XDEL, one transaction) only when
- * acknowledged. Redis going away is reported and retried; a vanished group is created again from
+ * whose slots are all full does not read), so a slow sink does not make the others take them. A
+ * batch leaves the stream (XACK and XDEL, one transaction) only when acknowledged. Redis going away is reported and retried; a vanished group is created again from
  * the stream's first entry.
  */
 export class RedisSource implements BatchSource {
