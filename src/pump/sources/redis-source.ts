@@ -26,6 +26,8 @@ type RawEntry = [Buffer, Buffer[] | null];
 
 const READY_POLL_MS = 20;
 const COMMANDS_WAIT_MS = 5_000;
+/** /health must answer quickly: the depth waits for a (re)connecting Redis only this long. */
+const DEPTH_WAIT_MS = 1_000;
 
 /**
  * The Redis stream as a batch source: this pump is one consumer of the group. At start it takes
@@ -89,10 +91,10 @@ export class RedisSource implements BatchSource {
   }
 
   /** Waits a little for the connection acknowledgements use (it may be reconnecting); fails, saying so, when Redis stays away. */
-  async #commandsReady(): Promise<void> {
-    const deadline = Date.now() + COMMANDS_WAIT_MS;
+  async #commandsReady(waitMs = COMMANDS_WAIT_MS): Promise<void> {
+    const deadline = Date.now() + waitMs;
     while (!this.#commands.isReady && !this.#closed && Date.now() < deadline) await delay(READY_POLL_MS);
-    if (!this.#commands.isReady) throw new Error(`Redis stream ${this.#options.stream}: Redis is not reachable (waited ${COMMANDS_WAIT_MS / 1000} s)`);
+    if (!this.#commands.isReady) throw new Error(`Redis stream ${this.#options.stream}: Redis is not reachable (waited ${waitMs / 1000} s)`);
   }
 
   /** Whether the reading connection is (or becomes, within `ms`) ready: while Redis is away, a read waits and finds nothing. */
@@ -218,10 +220,9 @@ export class RedisSource implements BatchSource {
     }
   }
 
-  /** Fails at once while Redis is away: /health says so rather than wait. */
   async depth(): Promise<{ batches: number; records: number; oldestAgeMs: number }> {
     const { stream } = this.#options;
-    if (!this.#commands.isReady) throw new Error(`Redis stream ${stream}: Redis is not reachable`);
+    await this.#commandsReady(DEPTH_WAIT_MS);
     const [batches, oldest] = await Promise.all([
       this.#commands.sendCommand<number>(['XLEN', stream]),
       this.#commands.sendCommand<RawEntry[]>(['XRANGE', stream, '-', '+', 'COUNT', '1'], BINARY),
