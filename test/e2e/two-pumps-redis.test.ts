@@ -65,7 +65,8 @@ it('two pumps share one Redis stream; one SIGKILLed with batches in hand: the ot
   const stored = await database.client.query<{ id: string }>('SELECT id FROM records');
   expect(stored.rows.length).toBe(answered.size);
   expect(stored.rows.filter((row) => !answered.has(row.id))).toEqual([]);
-  expect(await pendingOfDoomed()).toBe(0);
+  // The killed pump may have written what it held before it died: the rows can be complete before the survivor claims those entries.
+  await eventually(async () => ((await pendingOfDoomed()) === 0 ? true : undefined), 10_000, 'the survivor to claim and acknowledge what the killed pump held');
   redisClient.destroy();
   expect(await survivor.stop()).toBe(0);
 });
