@@ -142,7 +142,7 @@ export class AmqpSink implements Sink {
       this.#connection = connection;
       return connection;
     } catch (error) {
-      await model?.close().catch(() => undefined);
+      if (model !== null) await closeWithin(model, this.options.timeoutMs);
       throw this.#retryable(error);
     }
   }
@@ -181,14 +181,7 @@ export class AmqpSink implements Sink {
   async #drop(connection: Connection): Promise<void> {
     connection.broken = true;
     if (this.#connection === connection) this.#connection = null;
-    // A close the broker never answers (its socket went away under it) would wait for ever: cut it after timeoutMs.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      connection.model.close().catch(() => undefined),
-      new Promise((resolve) => (timer = setTimeout(resolve, this.options.timeoutMs))),
-    ]);
-    clearTimeout(timer);
-    socketOf(connection.model).destroy();
+    await closeWithin(connection.model, this.options.timeoutMs);
   }
 
   #where(routingKey: string): string {
@@ -203,6 +196,14 @@ export class AmqpSink implements Sink {
   #shown(text: string): string {
     return withoutSecrets(text, [this.#password]);
   }
+}
+
+/** Closes the connection; one the broker does not answer (its socket went away under it) would wait for ever, so it is cut after `ms`. */
+async function closeWithin(model: ChannelModel, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([model.close().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+  socketOf(model).destroy();
 }
 
 /** amqplib keeps its socket to itself; cutting it is the only way to end a connection that no longer answers. */

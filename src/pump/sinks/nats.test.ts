@@ -1,9 +1,15 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { analyticsRecord, analyticsRecords } from '../../../test/support/analytics-records.js';
+import { eventually } from '../../../test/support/gateway-process.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RetryableError } from '../sink.js';
 import { NatsSink, type NatsSinkOptions } from './nats.js';
@@ -65,18 +71,52 @@ interface Held {
   record: AnalyticsRecord;
 }
 
-/** Every message the stream holds, read one by one by sequence. */
+/** Every message the stream holds, read by sequence, 200 at a time. */
 async function messagesIn(stream: string): Promise<Held[]> {
   const info = await manager.streams.info(stream).catch(() => null);
-  if (info === null) return [];
+  if (info === null || info.state.messages === 0) return [];
+  const { first_seq: first, last_seq: last } = info.state;
   const held: Held[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-    const message = await manager.streams.getMessage(stream, { seq });
-    if (message === null) continue;
-    const record = message.json<AnalyticsRecord>();
-    held.push({ id: record.id, subject: message.subject, msgId: message.header.get('Nats-Msg-Id'), record });
+  for (let start = first; start <= last; start += 200) {
+    const sequences = Array.from({ length: Math.min(200, last - start + 1) }, (_, i) => start + i);
+    for (const message of await Promise.all(sequences.map((seq) => manager.streams.getMessage(stream, { seq })))) {
+      if (message === null) continue;
+      const record = message.json<AnalyticsRecord>();
+      held.push({ id: record.id, subject: message.subject, msgId: message.header.get('Nats-Msg-Id'), record });
+    }
   }
   return held;
+}
+
+/** A test's own nats-server (JetStream on, user and password required) on a port the OS picks; `stop()` kills it and deletes its store. */
+async function startNatsServer(user: string, password: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const store = await mkdtemp(join(tmpdir(), 'tollgate-nats-'));
+  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', '-1', '--user', user, '--pass', password, '-js', '-sd', store], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let output = '';
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await rm(store, { recursive: true, force: true });
+  };
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (error) => reject(new Error(`nats-server could not be started (is it installed?): ${error.message}`)));
+    child.once('exit', (code) => reject(new Error(`nats-server exited with code ${code}:\n${output}`)));
+  });
+  failed.catch(() => undefined);
+  try {
+    const port = await Promise.race([
+      failed,
+      eventually(async () => /Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(output)?.[1], 10_000, 'nats-server to listen'),
+    ]);
+    return { url: `nats://127.0.0.1:${port}`, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 let suiteStream = '';
@@ -125,6 +165,33 @@ describe('the nats sink', () => {
     expect(new Set(held.map((message) => message.id))).toEqual(new Set(records.map((record) => record.id)));
     const info = await manager.streams.info(`tollgate_${RUN}_${streams}`);
     expect(info.config.duplicate_window).toBe(120 * 1e9);
+  });
+
+  it('holds each record once when a batch cut off mid-publish is published again (the stream drops the ids it has seen)', async () => {
+    const cutting = await TcpProxy.start('127.0.0.1', 4222);
+    try {
+      const sink = newSink({ servers: `nats://127.0.0.1:${cutting.port}`, timeoutMs: 10_000 });
+      const stream = `tollgate_${RUN}_${streams}`;
+      await sink.open();
+      const records = analyticsRecords(5_000);
+      const first = sink.write(records).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      await eventually(async () => ((await manager.streams.info(stream)).state.messages > 0 || undefined), 10_000, 'the first messages in the stream');
+      await cutting.cutOff();
+      expect(await first).toBeInstanceOf(RetryableError);
+      const before = (await manager.streams.info(stream)).state.messages;
+      expect(before).toBeLessThan(records.length);
+      await cutting.restore();
+      expect(await sink.write(records)).toEqual([]);
+      const held = await messagesIn(stream);
+      expect(held).toHaveLength(records.length);
+      expect(new Set(held.map((message) => message.id))).toEqual(new Set(records.map((record) => record.id)));
+      await sink.close();
+    } finally {
+      await cutting.close();
+    }
   });
 
   it('returns a record the stream refuses (larger than its max_msg_size), with the reason, and delivers the others', async () => {
@@ -177,6 +244,26 @@ describe('the nats sink', () => {
       expect(await sink.write(analyticsRecords(2))).toEqual([]);
     } finally {
       await outage.close();
+    }
+  });
+
+  it('authenticates with user and password, and a refused password never shows in its messages', async () => {
+    const server = await startNatsServer('pump', 'right-secret-password');
+    try {
+      const refused = newSink({ servers: server.url, user: 'pump', password: 'wrong-secret-password' });
+      const failure = await refused.open().then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(RetryableError);
+      expect((failure as Error).message).toMatch(/Authorization Violation/i);
+      expect((failure as Error).message).not.toContain('wrong-secret-password');
+      const accepted = newSink({ servers: server.url, user: 'pump', password: 'right-secret-password' });
+      await accepted.open();
+      expect(await accepted.write(analyticsRecords(3))).toEqual([]);
+      await accepted.close();
+    } finally {
+      await server.stop();
     }
   });
 
