@@ -273,7 +273,7 @@ describe('the nats sink', () => {
       servers: 'nats://127.0.0.1:4222',
       subject: 'tollgate.records.{apiId}',
       createStream: false,
-      duplicateWindowSec: 120,
+      duplicateWindowSec: 300,
     });
     const bad = sinkConfigSchema.safeParse({ type: 'nats', servers: ['http://x'], subject: 'a.*.b', stream: 'a.b' });
     expect(bad.error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toEqual([

@@ -220,8 +220,8 @@ export const natsSink = defineSink({
     subject: subjectTemplate.default('tollgate.records.{apiId}'),
     stream: streamName.optional(),
     createStream: z.boolean().default(false),
-    /** Only for a stream the sink creates: how long JetStream remembers message ids (its dedupe window). */
-    duplicateWindowSec: seconds.default(120),
+    /** Only for a stream the sink creates: how long JetStream remembers message ids (its dedupe window); covers `maxRetryTimeSec`'s default. */
+    duplicateWindowSec: seconds.default(300),
     user: z.string().min(1).optional(),
     password: z.string().optional(),
     token: z.string().min(1).optional(),
