@@ -1,88 +1,35 @@
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
+import { RECORD_COLUMNS, type ColumnKind, type ColumnValue, type RecordColumn } from './record-columns.js';
 
 /**
- * One column of the records table: its type in the table, its type in the per-connection staging
- * table that COPY fills (cheap for PostgreSQL to parse), the expression that turns one into the
- * other, and the record's value as COPY text.
+ * One column of the records table in PostgreSQL: its type in the table, its type in the
+ * per-connection staging table that COPY fills (cheap for PostgreSQL to parse), and the
+ * expression that turns one into the other.
  */
-interface Column {
-  name: string;
+interface PostgresType {
   type: string;
   staged: string;
   /** SQL reading the staged column; defaults to the column itself. */
-  from?: string;
-  value: (record: AnalyticsRecord) => string | number | boolean | null;
-  /** A JSON value: stringified. */
-  json?: boolean;
+  from?: (column: string) => string;
 }
 
-const epochMs = (column: string): string => `to_timestamp(${column} / 1000.0)`;
-
-/**
- * The table's columns, in order: typed ones for what people filter and group on, JSON for the
- * rest. `year`..`hour` are left out: they are the time's UTC parts. Fields the record gains later
- * (adding a field does not bump its version) land in `extra` until a migration gives them a
- * column. Only the key and the times are NOT NULL: `dropFields` may leave any other field out.
- */
-export const COLUMNS: readonly Column[] = [
-  { name: 'id', type: 'text NOT NULL', staged: 'text', value: (r) => r.id },
-  { name: 'time', type: 'timestamptz NOT NULL', staged: 'bigint', from: epochMs('time'), value: (r) => r.timestamp },
-  { name: 'expire_at', type: 'timestamptz NOT NULL', staged: 'bigint', from: epochMs('expire_at'), value: (r) => r.expireAt },
-  { name: 'api_id', type: 'text', staged: 'text', value: (r) => r.apiId },
-  { name: 'method', type: 'text', staged: 'text', value: (r) => r.method },
-  { name: 'status', type: 'smallint', staged: 'smallint', value: (r) => r.status },
-  { name: 'normalised_path', type: 'text', staged: 'text', value: (r) => r.normalisedPath },
-  { name: 'client_addr', type: 'text', staged: 'text', value: (r) => r.clientAddr },
-  { name: 'api_key_hash', type: 'text', staged: 'text', value: (r) => r.apiKeyHash },
-  { name: 'api_key_alias', type: 'text', staged: 'text', value: (r) => r.apiKeyAlias },
-  { name: 'latency_total', type: 'double precision', staged: 'double precision', value: (r) => r.latencyTotal },
-  { name: 'latency_upstream', type: 'double precision', staged: 'double precision', value: (r) => r.latencyUpstream },
-  { name: 'latency_gateway', type: 'double precision', staged: 'double precision', value: (r) => r.latencyGateway },
-  { name: 'bytes_in', type: 'bigint', staged: 'bigint', value: (r) => r.bytesIn },
-  { name: 'bytes_out', type: 'bigint', staged: 'bigint', value: (r) => r.bytesOut },
-  { name: 'outcome', type: 'text', staged: 'text', value: (r) => r.outcome },
-  { name: 'failure_reason', type: 'text', staged: 'text', value: (r) => r.failureReason },
-  { name: 'failure_message', type: 'text', staged: 'text', value: (r) => r.failureMessage },
-  { name: 'api_name', type: 'text', staged: 'text', value: (r) => r.apiName },
-  { name: 'api_version', type: 'text', staged: 'text', value: (r) => r.apiVersion },
-  { name: 'org_id', type: 'text', staged: 'text', value: (r) => r.orgId },
-  { name: 'listen_path', type: 'text', staged: 'text', value: (r) => r.listenPath },
-  { name: 'tracked_endpoint', type: 'text', staged: 'text', value: (r) => r.trackedEndpoint },
-  { name: 'host', type: 'text', staged: 'text', value: (r) => r.host },
-  { name: 'uri', type: 'text', staged: 'text', value: (r) => r.uri },
-  { name: 'path', type: 'text', staged: 'text', value: (r) => r.path },
-  { name: 'protocol', type: 'text', staged: 'text', value: (r) => r.protocol },
-  { name: 'user_agent', type: 'text', staged: 'text', value: (r) => r.userAgent },
-  { name: 'upgraded', type: 'boolean', staged: 'boolean', value: (r) => r.upgraded },
-  { name: 'instance', type: 'text', staged: 'text', value: (r) => r.instance },
-  { name: 'version', type: 'smallint', staged: 'smallint', value: (r) => r.version },
-  { name: 'tags', type: 'jsonb', staged: 'text', from: 'tags::jsonb', json: true, value: (r) => JSON.stringify(r.tags) },
-  { name: 'legs', type: 'jsonb', staged: 'text', from: 'legs::jsonb', json: true, value: (r) => JSON.stringify(r.legs) },
-  { name: 'extra', type: 'jsonb', staged: 'text', from: 'extra::jsonb', json: true, value: (r) => extraFields(r) },
-];
-
-/** Record fields that have a column, or need none (`year`..`hour`). */
-const KNOWN_FIELDS = new Set<string>([
-  'version', 'id', 'timestamp', 'year', 'month', 'day', 'hour', 'expireAt', 'instance', 'apiId', 'apiName', 'apiVersion', 'orgId',
-  'listenPath', 'trackedEndpoint', 'method', 'host', 'uri', 'path', 'normalisedPath', 'protocol', 'clientAddr', 'userAgent', 'status',
-  'outcome', 'failureReason', 'failureMessage', 'latencyTotal', 'latencyUpstream', 'latencyGateway', 'bytesIn', 'bytesOut', 'tags',
-  'apiKeyHash', 'apiKeyAlias', 'upgraded', 'legs',
-] satisfies (keyof AnalyticsRecord)[]);
-
-function extraFields(record: AnalyticsRecord): string | null {
-  let extra: Record<string, unknown> | null = null;
-  for (const key in record) {
-    if (!KNOWN_FIELDS.has(key)) (extra ??= {})[key] = (record as unknown as Record<string, unknown>)[key];
-  }
-  return extra === null ? null : JSON.stringify(extra);
-}
+const POSTGRES_TYPES: Record<ColumnKind, PostgresType> = {
+  label: { type: 'text', staged: 'text' },
+  text: { type: 'text', staged: 'text' },
+  time: { type: 'timestamptz', staged: 'bigint', from: (column) => `to_timestamp(${column} / 1000.0)` },
+  smallint: { type: 'smallint', staged: 'smallint' },
+  bigint: { type: 'bigint', staged: 'bigint' },
+  double: { type: 'double precision', staged: 'double precision' },
+  boolean: { type: 'boolean', staged: 'boolean' },
+  json: { type: 'jsonb', staged: 'text', from: (column) => `${column}::jsonb` },
+};
 
 const COPY_SPECIAL = /[\\\t\n\r]/;
 const COPY_SPECIALS = /[\\\t\n\r]/g;
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 /** A value in COPY's text format. */
-function copyText(value: string | number | boolean | null): string {
+function copyText(value: ColumnValue): string {
   // A field left out by `dropFields` is undefined.
   if (value == null) return '\\N';
   if (typeof value === 'boolean') return value ? 't' : 'f';
@@ -102,9 +49,9 @@ export function copyLine(record: AnalyticsRecord): string {
 
 function lineOf(record: AnalyticsRecord): string {
   let line = '';
-  for (let i = 0; i < COLUMNS.length; i++) {
+  for (let i = 0; i < RECORD_COLUMNS.length; i++) {
     if (i > 0) line += '\t';
-    line += copyText((COLUMNS[i] as Column).value(record));
+    line += copyText((RECORD_COLUMNS[i] as RecordColumn).value(record));
   }
   return `${line}\n`;
 }
@@ -118,14 +65,11 @@ function withoutNul<T>(value: T): T {
   return value;
 }
 
-/** `"name"` of each column, comma separated. */
-export const COLUMN_LIST = COLUMNS.map((column) => column.name).join(', ');
-
 /** The staging table's columns and types. */
-export const STAGED_COLUMNS = COLUMNS.map((column) => `${column.name} ${column.staged}`).join(', ');
+export const STAGED_COLUMNS = RECORD_COLUMNS.map((column) => `${column.name} ${POSTGRES_TYPES[column.kind].staged}`).join(', ');
 
 /** The SELECT list turning staged columns into the table's. */
-export const STAGED_TO_TABLE = COLUMNS.map((column) => column.from ?? column.name).join(', ');
+export const STAGED_TO_TABLE = RECORD_COLUMNS.map((column) => POSTGRES_TYPES[column.kind].from?.(column.name) ?? column.name).join(', ');
 
 /** The table's columns and types (for CREATE TABLE). */
-export const TABLE_COLUMNS = COLUMNS.map((column) => `${column.name} ${column.type}`).join(', ');
+export const TABLE_COLUMNS = RECORD_COLUMNS.map((column) => `${column.name} ${POSTGRES_TYPES[column.kind].type}${column.required ? ' NOT NULL' : ''}`).join(', ');

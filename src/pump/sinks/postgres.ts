@@ -7,8 +7,9 @@ import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
-import { COLUMN_LIST, copyLine, STAGED_COLUMNS, STAGED_TO_TABLE } from './postgres-rows.js';
+import { copyLine, STAGED_COLUMNS, STAGED_TO_TABLE } from './postgres-rows.js';
 import { migrate } from './postgres-schema.js';
+import { COLUMN_LIST } from './record-columns.js';
 
 export interface PostgresSinkOptions {
   url: string;
