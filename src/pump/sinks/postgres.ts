@@ -9,7 +9,7 @@ import { positiveInt, seconds } from '../../config/primitives.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
 import { copyLine, STAGED_COLUMNS, STAGED_TO_TABLE } from './postgres-rows.js';
 import { migrate } from './postgres-schema.js';
-import { COLUMN_LIST } from './record-columns.js';
+import { COLUMN_LIST, tableName } from './record-columns.js';
 
 export interface PostgresSinkOptions {
   url: string;
@@ -228,10 +228,6 @@ function isDataError(error: unknown): boolean {
 function socketOf(client: pg.PoolClient): Socket {
   return (client as unknown as { connection: { stream: Socket } }).connection.stream;
 }
-
-const tableName = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]{0,49}$/, 'expected a lower-case SQL name: a letter or "_", then letters, digits or "_" (at most 50)');
 
 export const postgresSink = defineSink({
   type: 'postgres',

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 
 /**
@@ -81,3 +82,8 @@ function extraFields(record: AnalyticsRecord): string | null {
 
 /** The column names, comma separated. */
 export const COLUMN_LIST = RECORD_COLUMNS.map((column) => column.name).join(', ');
+
+/** The `table` option of the SQL sinks: a name safe to put in SQL as it is. */
+export const tableName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,49}$/, 'expected a lower-case SQL name: a letter or "_", then letters, digits or "_" (at most 50)');
