@@ -1,5 +1,5 @@
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { TABLE_COLUMNS } from './mysql-rows.js';
+import { sqlString, TABLE_COLUMNS } from './mysql-rows.js';
 
 /** Where the schema version of each records table is kept (one row per table). */
 export const VERSIONS_TABLE = 'tollgate_schema_versions';
@@ -25,12 +25,12 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export const lockName = (purpose: string): string => `CONCAT('tollgate ${purpose} ', MD5(DATABASE()))`;
 
 /**
- * Brings the table to the current version. Pumps starting together serialise on a named lock (DDL
+ * Brings the table to the current version, on a connection set up by `SESSION_SETUP`. Pumps starting together serialise on a named lock (DDL
  * cannot run in a transaction here), so each migration runs once; a table newer than this pump is
  * left as is. Waits at most `lockWaitSec` for another pump's migration.
  */
 export async function migrate(connection: PoolConnection, table: string, lockWaitSec: number): Promise<{ from: number; to: number }> {
-  const [locked] = await connection.query<RowDataPacket[]>(`SELECT GET_LOCK(${lockName('schema')}, ?) AS held`, [lockWaitSec]);
+  const [locked] = await connection.query<RowDataPacket[]>(`SELECT GET_LOCK(${lockName('schema')}, ${lockWaitSec}) AS held`);
   if (locked[0]?.held !== 1) throw new Error(`another pump held the schema lock for more than ${lockWaitSec} s`);
   try {
     await connection.query(
@@ -38,9 +38,8 @@ export async function migrate(connection: PoolConnection, table: string, lockWai
     );
     // A table dropped behind the pump's back is made again.
     const [found] = await connection.query<RowDataPacket[]>(
-      `SELECT version FROM ${VERSIONS_TABLE} WHERE table_name = ?
-       AND EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?)`,
-      [table, table],
+      `SELECT version FROM ${VERSIONS_TABLE} WHERE table_name = ${sqlString(table)}
+       AND EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ${sqlString(table)})`,
     );
     const from = (found[0]?.version as number | undefined) ?? 0;
     for (let version = from; version < SCHEMA_VERSION; version++) {
@@ -48,8 +47,8 @@ export async function migrate(connection: PoolConnection, table: string, lockWai
     }
     if (from < SCHEMA_VERSION) {
       await connection.query(
-        `INSERT INTO ${VERSIONS_TABLE} VALUES (?, ?, UTC_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE version = VALUES(version), migrated_at = VALUES(migrated_at)`,
-        [table, SCHEMA_VERSION],
+        `INSERT INTO ${VERSIONS_TABLE} VALUES (${sqlString(table)}, ${SCHEMA_VERSION}, UTC_TIMESTAMP(3))
+         ON DUPLICATE KEY UPDATE version = VALUES(version), migrated_at = VALUES(migrated_at)`,
       );
     }
     return { from, to: Math.max(from, SCHEMA_VERSION) };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
-import { valuesRow } from './mysql-rows.js';
+import { datetimeLiteral, SESSION_SETUP, valuesRow } from './mysql-rows.js';
 import { lockName, migrate } from './mysql-schema.js';
 import { COLUMN_LIST, tableName } from './record-columns.js';
 
@@ -26,10 +26,6 @@ const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
 const STATEMENT_OVERHEAD = 4096;
 /** Times a chunk is tried again at once when InnoDB picked it as a deadlock's victim (two pumps writing the same ids). */
 const DEADLOCK_TRIES = 3;
-
-/** Set on each connection: strict, so that bad data fails instead of being stored changed; UTC, so that DATETIME means UTC. */
-const SESSION =
-  "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'";
 
 interface Row {
   record: AnalyticsRecord;
@@ -169,7 +165,7 @@ export class MysqlSink implements Sink {
     }, this.options.timeoutMs);
     try {
       if (!this.#sessionSet.has(connection.connection)) {
-        await connection.query(SESSION);
+        await connection.query(SESSION_SETUP);
         this.#sessionSet.add(connection.connection);
       }
       return await work(connection);
@@ -218,10 +214,9 @@ export class MysqlSink implements Sink {
     const [locked] = await connection.query<RowDataPacket[]>(`SELECT GET_LOCK(${name}, 0) AS held`);
     if (locked[0]?.held !== 1) return 0;
     try {
-      const [result] = await connection.query<ResultSetHeader>(`DELETE FROM ${table} WHERE expire_at < ? ORDER BY expire_at LIMIT ?`, [
-        new Date(now).toISOString().slice(0, 23).replace('T', ' '),
-        expireChunkRows,
-      ]);
+      const [result] = await connection.query<ResultSetHeader>(
+        `DELETE FROM ${table} WHERE expire_at < ${datetimeLiteral(now)} ORDER BY expire_at LIMIT ${expireChunkRows}`,
+      );
       return result.affectedRows;
     } finally {
       await connection.query(`DO RELEASE_LOCK(${name})`);
