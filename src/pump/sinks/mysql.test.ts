@@ -217,6 +217,29 @@ describe('the mysql sink', () => {
     expect(await sink.write(builtRecords(3))).toEqual([]);
   });
 
+  it('fails retryably when MariaDB does not answer within timeoutMs, and writes the batch once when it answers again', async () => {
+    const sink = newSink({ timeoutMs: 1_000 });
+    await sink.open();
+    const table = `records_${tables}`;
+    const records = builtRecords(500);
+    const locker = await mysql.createConnection({ ...MARIADB, database });
+    try {
+      await locker.query(`LOCK TABLES ${table} WRITE`);
+      const started = Date.now();
+      const failure = await sink.write(records).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(RetryableError);
+      expect((failure as Error).message).toMatch(/did not answer within 1000 ms/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await locker.query('UNLOCK TABLES');
+    } finally {
+      await locker.end();
+    }
+    expect(await sink.write(records)).toEqual([]);
+    const ids = await idsIn(table);
+    expect(ids).toHaveLength(500);
+    expect(new Set(ids)).toEqual(new Set(records.map((record) => record.id)));
+  });
+
   it('makes the schema once when several pumps open at once against an empty database', async () => {
     const empty = await databases.create();
     const notes: string[] = [];
@@ -294,6 +317,19 @@ describe('the mysql sink', () => {
     expect(rejected.find((reject) => reject.record === outOfRange)?.reason).toMatch(/Out of range value for column 'status'/);
     expect(rejected.find((reject) => reject.record === tooLong)?.reason).toMatch(/Data too long for column 'api_id'/);
     expect(new Set(await idsIn(`records_${tables}`))).toEqual(new Set(records.filter((record) => !refused.includes(record)).map((record) => record.id)));
+  });
+
+  it('refuses a record whose row exceeds max_allowed_packet without sending it, and writes the rest of the batch', async () => {
+    const sink = newSink();
+    await sink.open();
+    const [[server]] = await db.query<RowDataPacket[]>('SELECT @@max_allowed_packet AS bytes');
+    const records = builtRecords(5);
+    const huge = { ...records[2], failureMessage: 'x'.repeat(Number(server?.bytes)) } as AnalyticsRecord;
+    records[2] = huge;
+    const rejected = await sink.write(records);
+    expect(rejected.map((reject) => reject.record)).toEqual([huge]);
+    expect(rejected[0]?.reason).toMatch(/more than the server's max_allowed_packet allows/);
+    expect(new Set(await idsIn(`records_${tables}`))).toEqual(new Set(records.filter((record) => record !== huge).map((record) => record.id)));
   });
 
   it('is configured under pump.sinks with its own options, bad ones named', () => {
