@@ -14,7 +14,7 @@
  * MYSQL_BENCH_URL (mysql://root@127.0.0.1:3306): the server; a database of its own is made and dropped.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { AnalyticsRecord } from '../src/analytics/analytics-record.js';
 import { MysqlSink } from '../src/pump/sinks/mysql.js';
@@ -22,6 +22,7 @@ import { SESSION_SETUP, valuesRow } from '../src/pump/sinks/mysql-rows.js';
 import { COLUMN_LIST } from '../src/pump/sinks/record-columns.js';
 import { newCorrelationId } from '../src/recording/correlation-id.js';
 import { builtRecords } from '../test/support/built-records.js';
+import { commandCpuSeconds } from './cpu.js';
 import { positiveIntFromEnv } from './env.js';
 import { median } from './summary.js';
 
@@ -43,16 +44,9 @@ const rowBytes = template.reduce((sum, record) => sum + Buffer.byteLength(values
 const freshBatches = (): AnalyticsRecord[][] =>
   Array.from({ length: Math.ceil(RECORDS / BATCH) }, () => template.map((record) => ({ ...record, id: newCorrelationId() })));
 
-/** The MariaDB/MySQL server process on this machine, if there is one: its CPU is sampled. */
-const serverPid = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && /^(mariadbd|mysqld)$/.test(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()));
-const TICKS_PER_SECOND = 100;
-
-function serverCpuSeconds(): number {
-  if (serverPid === undefined) return Number.NaN;
-  const stat = readFileSync(`/proc/${serverPid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
+/** CPU seconds of the server's processes on this machine (MariaDB's, else MySQL's). */
+const serverCommand = commandCpuSeconds('mariadbd') ? 'mariadbd' : 'mysqld';
+const serverCpuSeconds = (): number => commandCpuSeconds(serverCommand) ?? Number.NaN;
 
 interface Measurement {
   rate: number;
