@@ -21,8 +21,8 @@ const MIGRATIONS: readonly ((table: string) => string[])[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Named locks are server-wide: the name carries the database. */
-export const lockName = (purpose: string): string => `CONCAT('tollgate ${purpose} ', MD5(DATABASE()))`;
+/** The SQL naming a lock: named locks are server-wide, so the name carries the database; hashed, as MySQL takes at most 64 characters. */
+export const lockName = (purpose: string): string => `CONCAT('tollgate ', MD5(CONCAT(DATABASE(), ' ${purpose}')))`;
 
 /**
  * Brings the table to the current version, on a connection set up by `SESSION_SETUP`. Pumps starting together serialise on a named lock (DDL

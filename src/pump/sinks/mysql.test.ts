@@ -6,6 +6,7 @@ import { MARIADB, useTestDatabases } from '../../../test/support/mysql.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RetryableError } from '../sink.js';
 import { MysqlSink, type MysqlSinkOptions } from './mysql.js';
+import { lockName } from './mysql-schema.js';
 import { sinkConfigSchema } from './registry.js';
 import { describeSinkContract } from './sink-suite.js';
 
@@ -278,6 +279,24 @@ describe('the mysql sink', () => {
     await scheduled.open();
     await eventually(async () => ((await idsIn(table)).length === kept.length ? true : undefined), 'the scheduled expiry');
     expect(new Set(await idsIn(table))).toEqual(new Set(kept.map((record) => record.id)));
+  });
+
+  it("leaves the expiry to the pump that holds the table's expiry lock", async () => {
+    const sink = newSink();
+    const table = `records_${tables}`;
+    await sink.open();
+    const now = Date.now();
+    expect(await sink.write(builtRecords(5).map((record) => ({ ...record, expireAt: now - 1_000 })))).toEqual([]);
+    const otherPump = await mysql.createConnection({ ...MARIADB, database });
+    try {
+      expect((await rowsOf(`SELECT GET_LOCK(${lockName(`expiry ${table}`)}, 0) AS held`, [], otherPump))[0]?.held).toBe(1);
+      expect(await sink.expire(now)).toBe(0);
+      expect(await idsIn(table)).toHaveLength(5);
+      await otherPump.query(`DO RELEASE_LOCK(${lockName(`expiry ${table}`)})`);
+    } finally {
+      await otherPump.end();
+    }
+    expect(await sink.expire(now)).toBe(5);
   });
 
   it('keeps text holding U+0000 as it is, and the rest of the batch with it', async () => {
