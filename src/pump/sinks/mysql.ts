@@ -120,14 +120,18 @@ export class MysqlSink implements Sink {
     });
   }
 
-  /** Chunks of `MIN_CHUNK`..`MAX_CHUNK_ROWS` rows and at most `MAX_CHUNK_BYTES`, as many as there are connections when the batch allows. */
+  /**
+   * Chunks of `MIN_CHUNK`..`MAX_CHUNK_ROWS` rows, as many as there are connections when the batch
+   * allows, each within `MAX_CHUNK_BYTES` and the server's packet (a server may take less than 4 MiB).
+   */
   #chunks(rows: readonly Row[]): Row[][] {
     const target = Math.min(MAX_CHUNK_ROWS, Math.max(MIN_CHUNK, Math.ceil(rows.length / this.options.connections)));
+    const maxBytes = Math.min(MAX_CHUNK_BYTES, this.#maxRowBytes);
     const chunks: Row[][] = [];
     let chunk: Row[] = [];
     let bytes = 0;
     for (const row of rows) {
-      if (chunk.length > 0 && (chunk.length >= target || bytes + row.bytes > MAX_CHUNK_BYTES)) {
+      if (chunk.length > 0 && (chunk.length >= target || bytes + row.bytes > maxBytes)) {
         chunks.push(chunk);
         chunk = [];
         bytes = 0;
