@@ -160,9 +160,7 @@ export class PostgresSink implements Sink {
 
   /** COPY in a statement of its own: its own transaction. */
   async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[]): Promise<void> {
-    let text = '';
-    for (const record of records) text += copyLine(record);
-    await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(statement)));
+    await pipeline(Readable.from(copyText(records)), client.query(copyFrom(statement)));
   }
 
   async #copyAndInsert(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<void> {
@@ -222,6 +220,22 @@ export class PostgresSink implements Sink {
     if (code?.startsWith('42')) this.#schemaReady = false;
     return new RetryableError(`PostgreSQL: ${error instanceof Error ? error.message : String(error)}${code ? ` (SQLSTATE ${code})` : ''}`);
   }
+}
+
+/** COPY text is sent in pieces of about this many characters, so a chunk of large records never sits whole in memory. */
+const COPY_PIECE = 1 << 20;
+
+/** The records as COPY text, a piece at a time (made as the connection takes them). */
+function* copyText(records: readonly AnalyticsRecord[]): Generator<Buffer> {
+  let text = '';
+  for (const record of records) {
+    text += copyLine(record);
+    if (text.length >= COPY_PIECE) {
+      yield Buffer.from(text);
+      text = '';
+    }
+  }
+  if (text !== '') yield Buffer.from(text);
 }
 
 const UNIQUE_VIOLATION = '23505';

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { commonSinkOptions, type SinkDefinition } from '../sink.js';
 import { fileSink } from './file.js';
+import { httpSink } from './http.js';
 import { mysqlSink } from './mysql.js';
 import { postgresSink } from './postgres.js';
 import { stdoutSink } from './stdout.js';
 
 /** Every kind of sink: adding one is one file and one line here. */
-export const SINKS = [fileSink, stdoutSink, postgresSink, mysqlSink] as const satisfies readonly SinkDefinition<any>[];
+export const SINKS = [fileSink, stdoutSink, postgresSink, httpSink, mysqlSink] as const satisfies readonly SinkDefinition<any>[];
 
 export type SinkType = (typeof SINKS)[number]['type'];
 
