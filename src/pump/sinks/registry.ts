@@ -3,6 +3,7 @@ import { commonSinkOptions, type SinkDefinition } from '../sink.js';
 import { amqpSink } from './amqp.js';
 import { fileSink } from './file.js';
 import { httpSink } from './http.js';
+import { mysqlSink } from './mysql.js';
 import { natsSink } from './nats.js';
 import { postgresSink } from './postgres.js';
 import { stdoutSink } from './stdout.js';
@@ -15,6 +16,7 @@ export const SINKS = [
   httpSink,
   natsSink,
   amqpSink,
+  mysqlSink,
 ] as const satisfies readonly SinkDefinition<any>[];
 
 export type SinkType = (typeof SINKS)[number]['type'];
