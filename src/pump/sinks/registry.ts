@@ -2,11 +2,12 @@ import { z } from 'zod';
 import { commonSinkOptions, type SinkDefinition } from '../sink.js';
 import { fileSink } from './file.js';
 import { postgresSink } from './postgres.js';
+import { prometheusSink } from './prometheus.js';
 import { statsdSink } from './statsd.js';
 import { stdoutSink } from './stdout.js';
 
 /** Every kind of sink: adding one is one file and one line here. */
-export const SINKS = [fileSink, stdoutSink, postgresSink, statsdSink] as const satisfies readonly SinkDefinition<any>[];
+export const SINKS = [fileSink, stdoutSink, postgresSink, statsdSink, prometheusSink] as const satisfies readonly SinkDefinition<any>[];
 
 export type SinkType = (typeof SINKS)[number]['type'];
 

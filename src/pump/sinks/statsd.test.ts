@@ -1,5 +1,4 @@
 import { createSocket, type Socket } from 'node:dgram';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { analyticsRecord, analyticsRecords } from '../../../test/support/analytics-records.js';
 import { eventually } from '../../../test/support/gateway-process.js';
@@ -41,7 +40,7 @@ class StatsdReceiver {
   }
 
   get port(): number {
-    return (this.socket.address()).port;
+    return this.socket.address().port;
   }
 
   sum(name: string, tags: Record<string, string> = {}): number {
