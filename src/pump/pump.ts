@@ -114,7 +114,7 @@ export class Pump {
       buffer: await this.source.depth(),
       deadLetters: this.sinks.map(({ name, deadLetter }) => ({ sink: name, ...deadLetter.totals() })),
     });
-    const ofSinks = await Promise.all(this.sinks.map(({ healthMetrics }) => healthMetrics?.metrics() ?? ''));
+    const ofSinks = await Promise.all(this.sinks.map(async ({ healthMetrics }) => (healthMetrics ? healthMetrics.metrics() : '')));
     return own + ofSinks.join('');
   }
 
