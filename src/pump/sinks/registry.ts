@@ -5,9 +5,10 @@ import { postgresSink } from './postgres.js';
 import { prometheusSink } from './prometheus.js';
 import { statsdSink } from './statsd.js';
 import { stdoutSink } from './stdout.js';
+import { syslogSink } from './syslog.js';
 
 /** Every kind of sink: adding one is one file and one line here. */
-export const SINKS = [fileSink, stdoutSink, postgresSink, statsdSink, prometheusSink] as const satisfies readonly SinkDefinition<any>[];
+export const SINKS = [fileSink, stdoutSink, postgresSink, statsdSink, prometheusSink, syslogSink] as const satisfies readonly SinkDefinition<any>[];
 
 export type SinkType = (typeof SINKS)[number]['type'];
 
