@@ -115,9 +115,10 @@ export class RsyslogServer {
   /** What rsyslog wrote for the messages received on one input so far (its readiness probes left out). */
   async received(transport: SyslogTransport): Promise<ReceivedMessage[]> {
     const text = await readFile(this.#outputFile(transport), 'utf8').catch(() => '');
+    // rsyslogd may be writing the last line: only whole lines count.
     return text
       .split('\n')
-      .filter((line) => line !== '')
+      .slice(0, -1)
       .map((line) => JSON.parse(line) as ReceivedMessage)
       .filter((message) => message.appName !== 'rsyslog-probe');
   }
@@ -146,7 +147,8 @@ export class RsyslogServer {
       '  property(outname="time" name="timereported" dateFormat="rfc3339" format="jsonf")',
       '}',
       ...transports.map((transport) => `ruleset(name="${transport}") { action(type="omfile" file="${this.#outputFile(transport)}" template="parsed") }`),
-      `input(type="imudp" address="127.0.0.1" port="${ports.udp}" ruleset="udp")`,
+      // UDP has no flow control: a burst larger than the socket's receive buffer is dropped by the kernel.
+      `input(type="imudp" address="127.0.0.1" port="${ports.udp}" ruleset="udp" rcvbufSize="16m")`,
       `input(type="imtcp" address="127.0.0.1" port="${ports.tcp}" ruleset="tcp")`,
       `input(type="imtcp" address="127.0.0.1" port="${ports.tls}" ruleset="tls" streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")`,
       '',
