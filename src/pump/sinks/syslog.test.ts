@@ -3,6 +3,7 @@ import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { analyticsRecord, analyticsRecords } from '../../../test/support/analytics-records.js';
 import { eventually } from '../../../test/support/gateway-process.js';
 import { RsyslogServer, type ReceivedMessage, type SyslogTransport } from '../../../test/support/rsyslog-server.js';
+import { freePort } from '../../../test/support/redis-server.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RetryableError } from '../sink.js';
 import { createSink, type SinkConfig } from './create-sink.js';
@@ -96,9 +97,14 @@ function config(transport: SyslogTransport, options: Record<string, unknown> = {
   return { type: 'syslog', transport, port: rsyslog.ports[transport], ...(transport === 'tls' ? { ca: rsyslog.caFile } : {}), ...options };
 }
 
-async function openSink(transport: SyslogTransport, options: Record<string, unknown> = {}): Promise<SyslogSink> {
+function newSink(transport: SyslogTransport, options: Record<string, unknown> = {}): SyslogSink {
   const sink = createSink(sinkConfigSchema.parse(config(transport, options)) as SinkConfig, () => undefined) as SyslogSink;
   sinks.push(sink);
+  return sink;
+}
+
+async function openSink(transport: SyslogTransport, options: Record<string, unknown> = {}): Promise<SyslogSink> {
+  const sink = newSink(transport, options);
   await sink.open();
   return sink;
 }
@@ -173,10 +179,16 @@ describe('the syslog sink', () => {
     expect(parseRfc5424((await receivedFor('udp', [other]))[0]?.raw as string).msg).toBe('\ufeffDELETE /c 500 1 ms');
   });
 
-  it('refuses a TLS server its certificate authorities do not vouch for, retryably', async () => {
-    const sink = await openSink('tls', { ca: undefined });
-    await expect(sink.write(analyticsRecords(1))).rejects.toThrow(RetryableError);
+  it('refuses a TLS server its certificate authorities do not vouch for, retryably, at open and at write', async () => {
+    const sink = newSink('tls', { ca: undefined });
+    await expect(sink.open()).rejects.toThrow(RetryableError);
+    await expect(sink.open()).rejects.toThrow(/certificate/);
     await expect(sink.write(analyticsRecords(1))).rejects.toThrow(/certificate/);
+  });
+
+  it('fails to open while nothing listens on the TCP port', async () => {
+    const sink = newSink('tcp', { port: await freePort() });
+    await expect(sink.open()).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it('connects again after rsyslogd restarts', async () => {

@@ -81,6 +81,8 @@ export function syslogMessage(record: AnalyticsRecord, options: SyslogSinkOption
 
 /** Where the messages go: a datagram each, or octet-counted frames on one connection. */
 interface Transport {
+  /** Connects, if the transport has connections: `open` fails while the receiver cannot be reached. */
+  connect(): Promise<unknown>;
   send(messages: readonly Buffer[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -91,6 +93,8 @@ class UdpTransport implements Transport {
   constructor(readonly options: SyslogSinkOptions) {
     this.#socket = createSocket(isIPv6(options.host) ? 'udp6' : 'udp4').unref();
   }
+
+  async connect(): Promise<void> {}
 
   async send(messages: readonly Buffer[]): Promise<void> {
     const { host, port } = this.options;
@@ -122,7 +126,7 @@ class StreamTransport implements Transport {
 
   async send(messages: readonly Buffer[]): Promise<void> {
     if (this.#writing) throw new RetryableError(`${this.#where()}: an earlier write still waits for the connection`);
-    const socket = this.#socket ?? (await this.#connect());
+    const socket = await this.connect();
     const frames = Buffer.concat(messages.flatMap((message) => [Buffer.from(`${message.length} `), message]));
     this.#writing = true;
     try {
@@ -147,7 +151,11 @@ class StreamTransport implements Transport {
     return `syslog at ${this.options.host}:${this.options.port} (${this.options.transport})`;
   }
 
-  #connect(): Promise<Socket> {
+  async connect(): Promise<Socket> {
+    return this.#socket ?? (await this.#connected());
+  }
+
+  #connected(): Promise<Socket> {
     const { host, port, transport, serverName, timeoutMs } = this.options;
     return new Promise((resolve, reject) => {
       const socket =
@@ -191,12 +199,12 @@ export class SyslogSink implements Sink {
   constructor(readonly options: SyslogSinkOptions) {}
 
   async open(): Promise<void> {
-    if (this.#transport !== null) return;
     const { transport, ca } = this.options;
-    this.#transport =
+    this.#transport ??=
       transport === 'udp'
         ? new UdpTransport(this.options)
         : new StreamTransport(this.options, transport === 'tls' && ca !== undefined ? await readFile(ca) : undefined);
+    await this.#transport.connect();
   }
 
   async write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
