@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { analyticsRecord, analyticsRecords } from '../../../test/support/analytics-records.js';
@@ -9,7 +10,7 @@ import { RetryableError } from '../sink.js';
 import { createSink, type SinkConfig } from './create-sink.js';
 import { sinkConfigSchema } from './registry.js';
 import { describeSinkContract } from './sink-suite.js';
-import type { SyslogSink } from './syslog.js';
+import { SyslogSink, type SyslogSinkOptions } from './syslog.js';
 
 interface Rfc5424Message {
   priority: number;
@@ -184,6 +185,31 @@ describe('the syslog sink', () => {
     await expect(sink.open()).rejects.toThrow(RetryableError);
     await expect(sink.open()).rejects.toThrow(/certificate/);
     await expect(sink.write(analyticsRecords(1))).rejects.toThrow(/certificate/);
+  });
+
+  it('keeps an idle connection, and ends one whose receiver stops reading after timeoutMs, failing the write retryably', async () => {
+    const connections: Socket[] = [];
+    const stalled = createServer((socket) => {
+      connections.push(socket);
+      socket.pause();
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    try {
+      const options = sinkConfigSchema.parse({ ...config('tcp'), port: (stalled.address() as AddressInfo).port }) as unknown as SyslogSinkOptions;
+      const sink = new SyslogSink({ ...options, timeoutMs: 300 });
+      sinks.push(sink);
+      await sink.open();
+      expect(await sink.write(analyticsRecords(1))).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await sink.write(analyticsRecords(1))).toEqual([]);
+      expect(connections).toHaveLength(1);
+      const failure = await eventually(async () => sink.write(analyticsRecords(1_000)).then(() => undefined, (error: Error) => error), 20_000, 'a write to stall');
+      expect(failure).toBeInstanceOf(RetryableError);
+      expect(failure.message).toContain('no progress within 300 ms');
+    } finally {
+      for (const socket of connections) socket.destroy();
+      stalled.close();
+    }
   });
 
   it('fails to open while nothing listens on the TCP port', async () => {

@@ -118,6 +118,7 @@ class StreamTransport implements Transport {
   #socket: Socket | null = null;
   /** A write whose bytes the socket has not taken yet: another now could send them twice. */
   #writing = false;
+  #connecting: Promise<Socket> | null = null;
 
   constructor(
     readonly options: SyslogSinkOptions,
@@ -126,13 +127,24 @@ class StreamTransport implements Transport {
 
   async send(messages: readonly Buffer[]): Promise<void> {
     if (this.#writing) throw new RetryableError(`${this.#where()}: an earlier write still waits for the connection`);
-    const socket = await this.connect();
-    const frames = Buffer.concat(messages.flatMap((message) => [Buffer.from(`${message.length} `), message]));
     this.#writing = true;
+    let socket: Socket | null = null;
     try {
-      await new Promise<void>((resolve, reject) => socket.write(frames, (error) => (error ? reject(new RetryableError(`${this.#where()}: ${error.message}`)) : resolve())));
+      socket = await this.connect();
+      const frames = Buffer.concat(messages.flatMap((message) => [Buffer.from(`${message.length} `), message]));
+      // A receiver that stops reading holds the write; the timeout ends the connection, failing the write.
+      socket.setTimeout(this.options.timeoutMs);
+      const connection = socket;
+      await new Promise<void>((resolve, reject) =>
+        connection.write(frames, (error) => {
+          // Node calls back without an error for a write the destroyed connection cancelled.
+          if (error || connection.destroyed) reject(new RetryableError(`${this.#where()}: ${error?.message ?? this.#endedBy(connection)}`));
+          else resolve();
+        }),
+      );
     } finally {
       this.#writing = false;
+      socket?.setTimeout(0);
     }
   }
 
@@ -147,12 +159,19 @@ class StreamTransport implements Transport {
     });
   }
 
+  #endedBy(connection: Socket): string {
+    return connection.errored?.message ?? 'the connection ended before it took the messages';
+  }
+
   #where(): string {
     return `syslog at ${this.options.host}:${this.options.port} (${this.options.transport})`;
   }
 
-  async connect(): Promise<Socket> {
-    return this.#socket ?? (await this.#connected());
+  /** The open connection, else one being made (shared: two would interleave frames), else a new one. */
+  connect(): Promise<Socket> {
+    if (this.#socket !== null) return Promise.resolve(this.#socket);
+    this.#connecting ??= this.#connected().finally(() => (this.#connecting = null));
+    return this.#connecting;
   }
 
   #connected(): Promise<Socket> {
@@ -167,12 +186,14 @@ class StreamTransport implements Transport {
         reject(new RetryableError(`${this.#where()}: ${error.message}`));
       };
       socket.once('error', failed);
-      // A receiver that stops reading holds writes; the timeout ends the connection, and its pending write fails.
-      socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no progress within ${timeoutMs} ms (timeoutMs)`)));
+      // Armed while connecting and while a write waits; an idle connection stays open.
+      socket.setTimeout(timeoutMs);
+      socket.on('timeout', () => socket.destroy(new Error(`no progress within ${timeoutMs} ms (timeoutMs)`)));
       socket.setKeepAlive(true);
       socket.once(transport === 'tls' ? 'secureConnect' : 'connect', () => {
         socket.off('error', failed);
         socket.on('error', () => undefined);
+        socket.setTimeout(0);
         this.#socket = socket;
         resolve(socket);
       });
