@@ -7,10 +7,12 @@ import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink } from '../sink.js';
 
+/** RFC 5424's facilities, in code order (6.2.1), by their usual names. */
 export const FACILITIES = [
   'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'ntp', 'audit', 'alert', 'clock',
   'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
-] as const; // prettier-ignore
+] as const;
+/** RFC 5424's severities, in code order. */
 export const SEVERITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const;
 
 type Severity = (typeof SEVERITIES)[number];
