@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { createClient } from 'redis';
 import { afterEach, expect, it } from 'vitest';
 import { useGatewayFixture } from '../support/fixture.js';
 import { eventually } from '../support/gateway-process.js';
@@ -47,6 +49,11 @@ it('two pumps share one Redis stream; one SIGKILLed with batches in hand: the ot
 
   const traffic = startSteadyTraffic(() => gateway.url, '/petstore/pets/1');
   await eventually(async () => ((await rows()) >= 300 ? true : undefined), 30_000, 'both pumps to write rows');
+  // SIGKILL while the pump holds entries it has not acknowledged.
+  const redisClient = await createClient({ url: redis.url }).connect();
+  const doomedConsumer = `${hostname()}-${doomed.child.pid}`;
+  const pendingOfDoomed = async (): Promise<number> => (await redisClient.sendCommand<unknown[]>(['XPENDING', 'e2e:records', 'e2e-pumps', '-', '+', '1000', doomedConsumer])).length;
+  await eventually(async () => ((await pendingOfDoomed()) > 0 ? true : undefined), 30_000, 'the doomed pump to hold unacknowledged entries');
   await doomed.kill();
   const killedAt = traffic.answered.length;
   await eventually(async () => (traffic.answered.length >= killedAt + 300 ? true : undefined), 30_000, 'more traffic after the kill');
@@ -58,5 +65,7 @@ it('two pumps share one Redis stream; one SIGKILLed with batches in hand: the ot
   const stored = await database.client.query<{ id: string }>('SELECT id FROM records');
   expect(stored.rows.length).toBe(answered.size);
   expect(stored.rows.filter((row) => !answered.has(row.id))).toEqual([]);
+  expect(await pendingOfDoomed()).toBe(0);
+  redisClient.destroy();
   expect(await survivor.stop()).toBe(0);
 });

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
-import { COLUMN_LIST, copyLine, STAGED_COLUMNS, STAGED_TO_TABLE } from './postgres-rows.js';
+import { COLUMN_LIST, copyLine } from './postgres-rows.js';
 import { migrate } from './postgres-schema.js';
 
 export interface PostgresSinkOptions {
@@ -23,14 +23,16 @@ export interface PostgresSinkOptions {
 /** A batch is cut into chunks of at least this many records, one per connection, written at once. */
 const MIN_CHUNK = 100;
 
-/** The per-connection table COPY fills; emptied at each commit. */
+/** The per-connection table COPY fills when some rows may be there already; emptied at each commit. */
 const STAGED_TABLE = 'tollgate_staged';
 
 /**
- * One row per transaction in a PostgreSQL table, written idempotently: COPY into a temporary
- * table, then `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`, so a batch written again (a
- * retry after an outage, a pump restarted before its acknowledgement) adds nothing. The table is
- * made and migrated at open; rows past their `expireAt` are deleted on a schedule.
+ * One row per transaction in a PostgreSQL table, written idempotently. A chunk is first COPied
+ * straight into the table, in one transaction: the cheapest form, and it either adds every row or
+ * none. If a row with one of its ids is there already (a retry after an outage, a pump restarted
+ * before its acknowledgement), the chunk is written again through a temporary table, `INSERT ...
+ * SELECT ... ON CONFLICT DO NOTHING`, which adds only what is missing. The table is made and
+ * migrated at open; rows past their `expireAt` are deleted on a schedule.
  */
 export class PostgresSink implements Sink {
   #pool: pg.Pool | null = null;
@@ -46,7 +48,7 @@ export class PostgresSink implements Sink {
     readonly options: PostgresSinkOptions,
     readonly context: SinkContext,
   ) {
-    this.#insert = `INSERT INTO ${options.table} (${COLUMN_LIST}) SELECT ${STAGED_TO_TABLE} FROM ${STAGED_TABLE} ON CONFLICT (id) DO NOTHING`;
+    this.#insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT DO NOTHING`;
   }
 
   async open(): Promise<void> {
@@ -138,29 +140,36 @@ export class PostgresSink implements Sink {
     }
   }
 
-  /** Writes a chunk; records PostgreSQL refuses (bad data) are found by halving and returned, the rest written. */
-  async #writeChunk(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
+  /**
+   * Writes a chunk: straight, else (some ids are there) through the temporary table. Records
+   * PostgreSQL refuses (bad data) are found by halving and returned; the others are written.
+   */
+  async #writeChunk(client: pg.PoolClient, records: readonly AnalyticsRecord[], staged = false): Promise<RejectedRecord[]> {
     try {
-      await this.#copyAndInsert(client, records);
+      await (staged ? this.#copyAndInsert(client, records) : this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records));
       return [];
     } catch (error) {
+      if (!staged && sqlState(error) === UNIQUE_VIOLATION) return this.#writeChunk(client, records, true);
       if (!isDataError(error)) throw error;
       if (records.length === 1) return [{ record: records[0] as AnalyticsRecord, reason: `PostgreSQL refused the record: ${(error as Error).message}` }];
       const half = Math.ceil(records.length / 2);
-      return [...(await this.#writeChunk(client, records.slice(0, half))), ...(await this.#writeChunk(client, records.slice(half)))];
+      return [...(await this.#writeChunk(client, records.slice(0, half), staged)), ...(await this.#writeChunk(client, records.slice(half), staged))];
     }
+  }
+
+  /** COPY in a statement of its own: its own transaction. */
+  async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[]): Promise<void> {
+    await pipeline(Readable.from(copyText(records)), client.query(copyFrom(statement)));
   }
 
   async #copyAndInsert(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<void> {
     if (!this.#staged.has(client)) {
-      await client.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGED_TABLE} (${STAGED_COLUMNS}) ON COMMIT DELETE ROWS`);
+      await client.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGED_TABLE} (LIKE ${this.options.table}) ON COMMIT DELETE ROWS`);
       this.#staged.add(client);
     }
-    let text = '';
-    for (const record of records) text += copyLine(record);
     await client.query('BEGIN');
     try {
-      await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(`COPY ${STAGED_TABLE} (${COLUMN_LIST}) FROM STDIN`)));
+      await this.#copy(client, `COPY ${STAGED_TABLE} (${COLUMN_LIST}) FROM STDIN`, records);
       // One round trip: the insert and the commit go as one simple query.
       await client.query(`${this.#insert}; COMMIT`);
     } catch (error) {
@@ -211,6 +220,24 @@ export class PostgresSink implements Sink {
     return new RetryableError(`PostgreSQL: ${error instanceof Error ? error.message : String(error)}${code ? ` (SQLSTATE ${code})` : ''}`);
   }
 }
+
+/** COPY text is sent in pieces of about this many characters, so a chunk of large records never sits whole in memory. */
+const COPY_PIECE = 1 << 20;
+
+/** The records as COPY text, a piece at a time (made as the connection takes them). */
+function* copyText(records: readonly AnalyticsRecord[]): Generator<Buffer> {
+  let text = '';
+  for (const record of records) {
+    text += copyLine(record);
+    if (text.length >= COPY_PIECE) {
+      yield Buffer.from(text);
+      text = '';
+    }
+  }
+  if (text !== '') yield Buffer.from(text);
+}
+
+const UNIQUE_VIOLATION = '23505';
 
 function sqlState(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { commonSinkOptions, type SinkDefinition } from '../sink.js';
 import { fileSink } from './file.js';
+import { httpSink } from './http.js';
 import { postgresSink } from './postgres.js';
 import { prometheusSink } from './prometheus.js';
 import { statsdSink } from './statsd.js';
@@ -8,7 +9,15 @@ import { stdoutSink } from './stdout.js';
 import { syslogSink } from './syslog.js';
 
 /** Every kind of sink: adding one is one file and one line here. */
-export const SINKS = [fileSink, stdoutSink, postgresSink, statsdSink, prometheusSink, syslogSink] as const satisfies readonly SinkDefinition<any>[];
+export const SINKS = [
+  fileSink,
+  stdoutSink,
+  postgresSink,
+  httpSink,
+  statsdSink,
+  prometheusSink,
+  syslogSink,
+] as const satisfies readonly SinkDefinition<any>[];
 
 export type SinkType = (typeof SINKS)[number]['type'];
 
