@@ -12,7 +12,8 @@ export interface Exposition {
 
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
 const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*';
-const VALUE = '(?:[-+]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?Inf|NaN)';
+// Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes `Nan`).
+const VALUE = '(?:[-+]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?[iI][nN][fF]|[nN][aA][nN])';
 const SAMPLE_LINE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL}="(?:[^"\\\\\\n]|\\\\[\\\\"n])*",?)*)\\})? (${VALUE})(?: -?\\d+)?$`);
 const LABEL_PAIR = new RegExp(`(${LABEL})="((?:[^"\\\\\\n]|\\\\[\\\\"n])*)"`, 'g');
 const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
@@ -22,7 +23,8 @@ function unescape(value: string): string {
 }
 
 function number(text: string): number {
-  return text.endsWith('Inf') ? (text.startsWith('-') ? -Infinity : Infinity) : Number(text);
+  if (/inf$/i.test(text)) return text.startsWith('-') ? -Infinity : Infinity;
+  return /^nan$/i.test(text) ? NaN : Number(text);
 }
 
 /** The family a sample belongs to: its name without a histogram's or summary's suffix. */

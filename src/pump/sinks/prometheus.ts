@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt } from '../../config/primitives.js';
 import { defineSink, type RejectedRecord, type Sink } from '../sink.js';
-import { statusClass } from './status-class.js';
+import { statusClass } from './http-formats/format.js';
 
 export interface PrometheusSinkOptions {
   /** Where `/metrics` is served; without a port, on `pump.health`. */

@@ -3,7 +3,7 @@ import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink } from '../sink.js';
-import { statusClass } from './status-class.js';
+import { statusClass } from './http-formats/format.js';
 
 export interface StatsdSinkOptions {
   host: string;
