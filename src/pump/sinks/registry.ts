@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { commonSinkOptions, type SinkDefinition } from '../sink.js';
+import { amqpSink } from './amqp.js';
 import { fileSink } from './file.js';
 import { httpSink } from './http.js';
+import { mysqlSink } from './mysql.js';
+import { natsSink } from './nats.js';
 import { postgresSink } from './postgres.js';
 import { prometheusSink } from './prometheus.js';
 import { statsdSink } from './statsd.js';
@@ -14,6 +17,9 @@ export const SINKS = [
   stdoutSink,
   postgresSink,
   httpSink,
+  natsSink,
+  amqpSink,
+  mysqlSink,
   statsdSink,
   prometheusSink,
   syslogSink,
