@@ -6,7 +6,10 @@ import { httpSink } from './http.js';
 import { mysqlSink } from './mysql.js';
 import { natsSink } from './nats.js';
 import { postgresSink } from './postgres.js';
+import { prometheusSink } from './prometheus.js';
+import { statsdSink } from './statsd.js';
 import { stdoutSink } from './stdout.js';
+import { syslogSink } from './syslog.js';
 
 /** Every kind of sink: adding one is one file and one line here. */
 export const SINKS = [
@@ -17,6 +20,9 @@ export const SINKS = [
   natsSink,
   amqpSink,
   mysqlSink,
+  statsdSink,
+  prometheusSink,
+  syslogSink,
 ] as const satisfies readonly SinkDefinition<any>[];
 
 export type SinkType = (typeof SINKS)[number]['type'];
