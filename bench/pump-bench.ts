@@ -6,7 +6,8 @@
  * each record cost the pump and PostgreSQL.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
- * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,file), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,file; mysql too), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_MYSQL (mysql://root@127.0.0.1:3306: the mysql target's server, where a database of its own is made and dropped),
  * PUMP_BENCH_SHAPE: `answered` (default: the gateway answered, one leg, about 1 KB as MessagePack) or
  * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
  */
@@ -16,6 +17,7 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { encodeBatch } from '../src/analytics/codec.js';
 import { Spool, spoolPath } from '../src/buffer/spool.js';
@@ -51,6 +53,15 @@ if (TARGETS.includes('postgres')) {
   });
   await admin.query(`CREATE DATABASE ${database}`);
 }
+const MYSQL_URL = process.env.PUMP_BENCH_MYSQL ?? 'mysql://root@127.0.0.1:3306';
+const mysqlAdmin = TARGETS.includes('mysql')
+  ? await mysql.createConnection(MYSQL_URL).catch((error: Error) => {
+      throw new Error(`the mysql target needs MariaDB or MySQL at ${MYSQL_URL}: ${error.message}`);
+    })
+  : null;
+await mysqlAdmin?.query(`CREATE DATABASE ${database}`);
+/** The processes whose CPU counts as the server's, per target. */
+const SERVER_COMMANDS: Record<string, string> = { postgres: 'postgres', mysql: commandCpuSeconds('mariadbd') ? 'mariadbd' : 'mysqld' };
 const databaseUrl = (): string => {
   const url = new URL(ADMIN_URL);
   url.pathname = `/${database}`;
@@ -75,10 +86,12 @@ function configFor(target: string, round: number, directory: string): string {
   const sink =
     target === 'postgres'
       ? { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
-      : target === 'file'
-        ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
-        : null;
-  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres or file, found ${target}`);
+      : target === 'mysql'
+        ? { type: 'mysql', url: `${MYSQL_URL.replace(/\/$/, '')}/${database}`, table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
+        : target === 'file'
+          ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
+          : null;
+  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, mysql or file, found ${target}`);
   const config = {
     analytics: { buffer: { type: 'embedded', directory: join(directory, 'spool') } },
     pump: { deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
@@ -96,7 +109,7 @@ interface Drain {
 }
 
 /** Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the empty spool. */
-async function drain(configFile: string, spool: Spool): Promise<Drain> {
+async function drain(configFile: string, spool: Spool, serverCommand: string | undefined): Promise<Drain> {
   // Its own process group, so that its CPU is read apart from everything else.
   const pump = spawn(process.execPath, [BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let output = '';
@@ -117,11 +130,12 @@ async function drain(configFile: string, spool: Spool): Promise<Drain> {
     };
     const left = await waitFor((records) => records < RECORDS, 'before taking any batch');
     const started = performance.now();
-    // PostgreSQL's processes on this host: their CPU per record, beside the pump's.
-    const [pumpBefore, serverBefore] = [pumpCpu(), commandCpuSeconds('postgres')];
+    // The server's processes on this host: their CPU per record, beside the pump's.
+    const serverCpu = (): number | undefined => (serverCommand === undefined ? undefined : commandCpuSeconds(serverCommand));
+    const [pumpBefore, serverBefore] = [pumpCpu(), serverCpu()];
     await waitFor((records) => records === 0, 'before emptying the spool');
     const seconds = (performance.now() - started) / 1000;
-    const [pumpAfter, serverAfter] = [pumpCpu(), commandCpuSeconds('postgres')];
+    const [pumpAfter, serverAfter] = [pumpCpu(), serverCpu()];
     return {
       seconds,
       records: left,
@@ -134,7 +148,11 @@ async function drain(configFile: string, spool: Spool): Promise<Drain> {
   }
 }
 
-async function rowsIn(table: string): Promise<number> {
+async function rowsIn(target: string, table: string): Promise<number> {
+  if (target === 'mysql') {
+    const [rows] = await (mysqlAdmin as mysql.Connection).query<mysql.RowDataPacket[]>(`SELECT count(*) AS n FROM ${database}.${table}`);
+    return Number(rows[0]?.n);
+  }
   const client = new pg.Client({ connectionString: databaseUrl() });
   await client.connect();
   try {
@@ -156,17 +174,17 @@ try {
       const directory = join(scratch, `${target}-${round}`);
       mkdirSync(join(directory, 'spool'), { recursive: true });
       const spool = filledSpool(spoolPath(join(directory, 'spool'), 'bench', 'instance-1'));
-      const result = await drain(configFor(target, round, directory), spool);
+      const result = await drain(configFor(target, round, directory), spool, SERVER_COMMANDS[target]);
       spool.close();
-      if (target === 'postgres' && (await rowsIn(`bench_${round}`)) !== RECORDS) throw new Error('postgres: not every record is in the table');
+      if (target in SERVER_COMMANDS && (await rowsIn(target, `bench_${round}`)) !== RECORDS) throw new Error(`${target}: not every record is in the table`);
       const rate = result.records / result.seconds;
       const pumpMicros = (result.pumpCpuSeconds * 1e6) / result.records;
-      const serverMicros = target === 'postgres' && result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
+      const serverMicros = result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
       rates.get(target)?.push(rate);
       micros.get(target)?.push([pumpMicros, serverMicros ?? 0]);
       console.log(
         `round ${round} ${target}: ${Math.round(rate)} records/s (${result.records} in ${result.seconds.toFixed(2)} s); CPU per record: ${pumpMicros.toFixed(1)} us in the pump` +
-          (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in PostgreSQL`),
+          (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in ${SERVER_COMMANDS[target]}`),
       );
     }
   }
@@ -176,7 +194,7 @@ try {
     const server = median(cpu.map(([, serverMicros]) => serverMicros));
     console.log(
       `median ${target}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in the pump` +
-        (target === 'postgres' ? `, ${server.toFixed(1)} us in PostgreSQL (every session's: other users of the server count too)` : ''),
+        (target in SERVER_COMMANDS ? `, ${server.toFixed(1)} us in ${SERVER_COMMANDS[target]} (every session's: other users of the server count too)` : ''),
     );
   }
 } finally {
@@ -184,4 +202,6 @@ try {
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await admin.end();
   }
+  await mysqlAdmin?.query(`DROP DATABASE IF EXISTS ${database}`);
+  await mysqlAdmin?.end();
 }

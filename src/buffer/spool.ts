@@ -92,6 +92,11 @@ export class Spool {
     this.#forgetAllSent = db.prepare('DELETE FROM sent');
   }
 
+  /** Runs `work` in one transaction: what it changes is committed together, or not at all. */
+  inOneCommit<T>(work: () => T): T {
+    return this.#db.transaction(work)();
+  }
+
   /** Appends batches in one transaction (one commit, one fsync); returns their ids, in order. */
   append(batches: readonly { data: Buffer; records: number }[]): number[] {
     const now = Date.now();

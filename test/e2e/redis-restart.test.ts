@@ -1,19 +1,17 @@
 import { afterEach, expect, it } from 'vitest';
 import { useGatewayFixture } from '../support/fixture.js';
 import { eventually } from '../support/gateway-process.js';
+import { pipelineConfig, recordIds, recordRows, usePumps } from '../support/pipeline.js';
 import { useTestDatabases } from '../support/postgres.js';
-import { PumpProcess } from '../support/pump-process.js';
 import { RedisServer } from '../support/redis-server.js';
 import { startSteadyTraffic } from '../support/steady-traffic.js';
 
 const fixture = useGatewayFixture({ demo: true });
 const databases = useTestDatabases();
-let pump: PumpProcess | undefined;
+const pumps = usePumps();
 let redis: RedisServer | undefined;
 
 afterEach(async () => {
-  await pump?.kill();
-  pump = undefined;
   await redis?.kill();
   redis = undefined;
 });
@@ -22,21 +20,15 @@ it('Redis (no persistence) SIGKILLed and restarted empty under load: every answe
   const { workspace, demo } = fixture;
   const database = await databases.create();
   redis = await RedisServer.start();
-  const config = {
-    gateway: { host: '127.0.0.1', port: 0, group: 'e2e', instance: 'gw' },
-    apis: [{ id: 'petstore', name: 'Petstore', listenPath: '/petstore/', target: demo.url, stripListenPath: true }],
-    trafficLog: { output: 'none' },
-    analytics: { buffer: { type: 'redis', url: redis.url, stream: 'e2e:records', directory: workspace.path('spool'), fsyncIntervalMs: 20, batchSize: 20 } },
-    pump: {
-      group: 'e2e-pumps',
-      deadLetterDirectory: workspace.path('dead-letter'),
-      sinks: [{ type: 'postgres', url: database.url, table: 'records', batchSize: 50, maxDelayMs: 100 }],
-    },
-  };
+  const config = pipelineConfig(workspace, demo.url, {
+    buffer: { type: 'redis', url: redis.url, stream: 'e2e:records', batchSize: 20 },
+    databaseUrl: database.url,
+    pump: { group: 'e2e-pumps' },
+  });
   const configFile = await workspace.writeConfig(config);
   const gateway = await fixture.start(config);
-  pump = PumpProcess.start(configFile);
-  const rows = async (): Promise<number> => Number((await database.client.query('SELECT count(*) AS n FROM records').catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n);
+  const pump = pumps.start(configFile);
+  const rows = (): Promise<number> => recordRows(database.client);
 
   const traffic = startSteadyTraffic(() => gateway.url, '/petstore/pets/1');
   await eventually(async () => ((await rows()) >= 200 ? true : undefined), 30_000, 'the pump to write rows');
@@ -51,9 +43,9 @@ it('Redis (no persistence) SIGKILLed and restarted empty under load: every answe
 
   const answered = new Set(traffic.answered);
   await eventually(async () => ((await rows()) >= answered.size ? true : undefined), 60_000, `all ${answered.size} answered transactions in PostgreSQL`);
-  const stored = await database.client.query<{ id: string }>('SELECT id FROM records');
-  expect(stored.rows.length).toBe(answered.size);
-  expect(stored.rows.filter((row) => !answered.has(row.id))).toEqual([]);
+  const stored = await recordIds(database.client);
+  expect(stored.length).toBe(answered.size);
+  expect(stored.filter((id) => !answered.has(id))).toEqual([]);
   expect(await gateway.stop()).toBe(0);
   expect(await pump.stop()).toBe(0);
   expect(pump.output).toMatch(/Redis 127\.0\.0\.1:\d+: .*(ECONNREFUSED|closed|Socket)/i);

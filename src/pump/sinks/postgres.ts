@@ -7,8 +7,9 @@ import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
-import { COLUMN_LIST, copyLine } from './postgres-rows.js';
+import { copyLine } from './postgres-rows.js';
 import { migrate } from './postgres-schema.js';
+import { COLUMN_LIST, tableName } from './record-columns.js';
 
 export interface PostgresSinkOptions {
   url: string;
@@ -254,10 +255,6 @@ function isDataError(error: unknown): boolean {
 function socketOf(client: pg.PoolClient): Socket {
   return (client as unknown as { connection: { stream: Socket } }).connection.stream;
 }
-
-const tableName = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]{0,49}$/, 'expected a lower-case SQL name: a letter or "_", then letters, digits or "_" (at most 50)');
 
 export const postgresSink = defineSink({
   type: 'postgres',
