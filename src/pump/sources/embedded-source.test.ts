@@ -76,6 +76,20 @@ describe('the embedded source', () => {
     expect((await reader.read(10, 100)).length).toBe(3);
   });
 
+  it('shares reads of one batch at a time across every spool, so none is left to fill', async () => {
+    const gateways = ['gw_1.spool', 'gw_2.spool', 'gw_3.spool', 'gw_4.spool'].map((name) => spool(name));
+    for (const gateway of gateways) for (let i = 0; i < 3; i++) append(gateway, 1);
+    const { source: reader } = source();
+    const spoolsRead: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const read = await reader.read(1, 100);
+      expect(read).toHaveLength(1);
+      spoolsRead.push(read[0]!.key.split('#')[0]!);
+    }
+    expect(spoolsRead.slice(0, 4).sort()).toEqual(['gw_1.spool', 'gw_2.spool', 'gw_3.spool', 'gw_4.spool']);
+    expect(spoolsRead.slice(4).sort()).toEqual(['gw_1.spool', 'gw_2.spool', 'gw_3.spool', 'gw_4.spool']);
+  });
+
   it('finds a spool that appears while it runs, and waits for batches up to the time given', async () => {
     const { source: reader } = source();
     expect(await reader.read(10, 50)).toEqual([]);

@@ -51,6 +51,8 @@ export class EmbeddedSource implements BatchSource {
   readonly #acks = new Map<OpenSpool, { ids: number[]; done: (() => void)[]; failed: ((error: Error) => void)[] }>();
   #ackScheduled = false;
   #setAsideFailedAt = 0;
+  /** Where the next #take starts, turning through the spools so that a small read (one batch) does not always drain the same one. */
+  #nextStart = 0;
 
   constructor(readonly options: EmbeddedSourceOptions) {}
 
@@ -153,10 +155,13 @@ export class EmbeddedSource implements BatchSource {
     }
   }
 
-  /** Up to `max` batches not handed out yet, shared across the spools. */
+  /** Up to `max` batches not handed out yet, shared across the spools, each read starting at the spool after the last one's start. */
   #take(max: number): EmbeddedBatch[] {
     const taken: EmbeddedBatch[] = [];
-    const spools = [...this.#spools.values()];
+    const all = [...this.#spools.values()];
+    const start = all.length === 0 ? 0 : this.#nextStart % all.length;
+    this.#nextStart = start + 1;
+    const spools = [...all.slice(start), ...all.slice(0, start)];
     const share = Math.max(1, Math.ceil(max / Math.max(1, spools.length)));
     for (const open of spools) {
       if (taken.length >= max) break;
