@@ -153,7 +153,7 @@ export class Pump {
     this.metrics.recordsRead(batch.records.length);
     const done: Promise<void> = Promise.all(this.sinks.map(({ runner }) => runner.deliver(batch.records)))
       .then(() => this.source.ack(batch))
-      .catch((error: unknown) => this.notify(`${batch.key}: delivered but not acknowledged (it will be delivered again): ${(error as Error).message}`))
+      .catch((error: unknown) => this.notify(`${batch.key}: delivered but not acknowledged, so it may be delivered again: ${(error as Error).message}`))
       .finally(() => this.#inFlight.delete(done));
     this.#inFlight.add(done);
   }
