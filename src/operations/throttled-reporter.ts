@@ -24,11 +24,12 @@ export class ThrottledReporter {
   for(component: string): (error: Error) => void {
     return (error) => {
       const code = (error as NodeJS.ErrnoException).code;
-      this.#report(code === undefined ? `${component}: ${error.message}` : `${component} ${code}`, `${component}: ${error.message}`);
+      this.report(code === undefined ? `${component}: ${error.message}` : `${component} ${code}`, `${component}: ${error.message}`);
     };
   }
 
-  #report(kind: string, message: string): void {
+  /** Reports `message` unless a message of the same `kind` was reported less than the interval ago (then counts it). */
+  report(kind: string, message: string): void {
     const now = Date.now();
     const last = this.#reported.get(kind);
     if (last !== undefined && now - last.at < this.intervalMs) {

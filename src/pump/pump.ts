@@ -15,6 +15,8 @@ import type { BatchSource, SourceBatch } from './source.js';
 const READ_WAIT_MS = 500;
 /** At stop, how long batches in flight may take to be delivered; what is not stays in the buffer. */
 export const STOP_WAIT_MS = 10_000;
+/** At stop, how long acknowledgements already sent may take before the buffer closes under them. */
+const ACK_WAIT_MS = 2_000;
 
 export interface PumpOptions {
   notify: (message: string) => void;
@@ -35,6 +37,10 @@ interface PumpSink {
  */
 export class Pump {
   readonly #inFlight = new Set<Promise<void>>();
+  /** Acknowledgements sent and not answered yet: the buffer closes only once they are (or after ACK_WAIT_MS). */
+  readonly #acknowledging = new Set<Promise<void>>();
+  #dispatched = 0;
+  #acknowledged = 0;
   #stopping = false;
   #signalStop!: () => void;
   readonly #stopSignal = new Promise<void>((resolve) => (this.#signalStop = resolve));
@@ -140,9 +146,12 @@ export class Pump {
     await Promise.race([Promise.all(this.#inFlight), sleep(waitMs, undefined, { signal: timeout.signal }).catch(() => undefined)]);
     timeout.abort();
     await Promise.all(this.sinks.map(({ runner }) => runner.stop()));
-    // Acknowledgements of deliveries that completed while the runners stopped run before the buffer closes.
+    // Acknowledgements of deliveries that completed while the runners stopped are sent, then answered, before the buffer closes.
     await new Promise((resolve) => setImmediate(resolve));
-    const unacknowledged = this.#inFlight.size;
+    const ackTimeout = new AbortController();
+    await Promise.race([Promise.allSettled(this.#acknowledging), sleep(ACK_WAIT_MS, undefined, { signal: ackTimeout.signal }).catch(() => undefined)]);
+    ackTimeout.abort();
+    const unacknowledged = this.#dispatched - this.#acknowledged;
     await this.#health?.close();
     await this.source.close();
     for (const { deadLetter } of this.sinks) deadLetter.close();
@@ -171,11 +180,21 @@ export class Pump {
 
   #dispatch(batch: SourceBatch): void {
     this.metrics.recordsRead(batch.records.length);
+    this.#dispatched++;
     const done: Promise<void> = Promise.all(this.sinks.map(({ runner }) => runner.deliver(batch.records)))
-      .then(() => this.source.ack(batch))
-      .catch((error: unknown) => this.notify(`${batch.key}: delivered but not acknowledged (it will be delivered again): ${(error as Error).message}`))
+      .then(() => this.#acknowledge(batch))
       .finally(() => this.#inFlight.delete(done));
     this.#inFlight.add(done);
+  }
+
+  #acknowledge(batch: SourceBatch): Promise<void> {
+    const acknowledging: Promise<void> = this.source
+      .ack(batch)
+      .then(() => void this.#acknowledged++)
+      .catch((error: unknown) => this.notify(`${batch.key}: delivered but not acknowledged, so it may be delivered again: ${(error as Error).message}`))
+      .finally(() => this.#acknowledging.delete(acknowledging));
+    this.#acknowledging.add(acknowledging);
+    return acknowledging;
   }
 }
 

@@ -50,6 +50,9 @@ export class RejectedError extends Error {
   }
 }
 
+/** Fields of the record no sink can do without: its key and its times. */
+const KEPT_FIELDS: readonly string[] = ['id', 'timestamp', 'expireAt'];
+
 /** Options every sink has: which records it takes, how they are shaped, batched and retried. */
 export const commonSinkOptions = {
   /** Unique among the pump's sinks; names its dead letter, metrics and `tollgate replay --sink`. Defaults to the type. */
@@ -62,8 +65,10 @@ export const commonSinkOptions = {
   omitPayloads: z.boolean().default(false),
   /** A record larger than this (encoded) loses its header blocks and bodies; 0: no limit. */
   maxRecordBytes: z.number().int().min(0).default(0),
-  /** Top-level fields of the record left out, e.g. `userAgent`. */
-  dropFields: z.array(z.string().min(1)).default([]),
+  /** Top-level fields of the record left out, e.g. `userAgent`; never one every sink needs. */
+  dropFields: z
+    .array(z.string().min(1).refine((field) => !KEPT_FIELDS.includes(field), { error: `expected a field other than ${KEPT_FIELDS.join(', ')} (every sink needs them)` }))
+    .default([]),
   batchSize: positiveInt.default(1000),
   maxDelayMs: milliseconds.default(1000),
   timeoutMs: milliseconds.default(30_000),

@@ -44,6 +44,43 @@ describe('an append-only file', () => {
     expect(contents).toEqual(['000000000011111111112222222222', '333333333344444444445555555555', '666666666677777777778888888888', '9999999999']);
   });
 
+  it('with durable, tells where appends landed only after the file is synced, once for all appended in the same turn', async () => {
+    const naming = rollingNames(dir, 'log', '.log');
+    const durable = new AppendFile({ target: { naming, maxBytes: 1024 }, maxPendingBytes: 1024, durable: true, events });
+    const landings: (Landing | null)[] = [];
+    for (const line of ['a\n', 'bb\n', 'ccc\n']) expect(durable.append(Buffer.from(line), { landed: (landing) => landings.push(landing) })).toBe(true);
+    // Written to the kernel already, not yet synced: nobody is told.
+    expect(landings).toEqual([]);
+    await eventually(async () => (landings.length === 3 ? true : undefined), 5_000, 'the sync');
+    const path = join(dir, 'log.log');
+    expect(landings).toEqual([
+      { path, offset: 0 },
+      { path, offset: 2 },
+      { path, offset: 5 },
+    ]);
+    expect(errors).toEqual([]);
+    await durable.close();
+    expect(await readFile(path, 'utf8')).toBe('a\nbb\nccc\n');
+
+    // Without durable (the traffic log), an append that is written is told at once.
+    const plain = new AppendFile({ target: { naming: numberedNames(dir, 'plain', '.log'), maxBytes: 1024 }, maxPendingBytes: 1024, events });
+    const told: (Landing | null)[] = [];
+    plain.append(Buffer.from('x\n'), { landed: (landing) => told.push(landing) });
+    expect(told).toHaveLength(1);
+    await plain.close();
+  });
+
+  it('with durable, tells appends to a file that rolls once that file is synced, before it closes', async () => {
+    const durable = new AppendFile({ target: { naming: numberedNames(dir, 'x', '.bin'), maxBytes: 35 }, maxPendingBytes: 1024, durable: true, events });
+    const { data, cuts } = records();
+    const landings: (Landing | null)[] = [];
+    for (let i = 0; i < 10; i++) durable.append(data.subarray(i * 10, cuts[i]), { cuts: [10], landed: (landing) => landings.push(landing) });
+    await eventually(async () => (landings.length === 10 ? true : undefined), 5_000, 'every append to be told');
+    expect(landings.every((landing) => landing !== null)).toBe(true);
+    await durable.close();
+    expect([...(await filesIn()).values()].join('')).toBe(data.toString());
+  });
+
   it('keeps what it cannot write yet in order, then writes it with the same cuts and tells where each append landed', async () => {
     const naming = rollingNames(dir, 'log', '.log');
     // A directory where the file should be: it cannot be opened until that is removed.

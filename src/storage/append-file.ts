@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, write, writeSync, type Stats } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, write, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -46,6 +46,11 @@ export interface AppendFileOptions {
   maxPendingBytes: number;
   /** A file of lines: one found ending mid-line (a crash cut the last write) is ended before anything is appended. */
   lines?: boolean;
+  /**
+   * `landed` waits until the data is on the disk (fdatasync), not only in the kernel: for data whose
+   * source is deleted once it landed. One sync per turn of the event loop, whatever was appended in it.
+   */
+  durable?: boolean;
   events: AppendFileEvents;
 }
 
@@ -98,6 +103,9 @@ export class AppendFile {
   #nextPathCheck = 0;
   #closed = false;
   #drained: (() => void) | null = null;
+  /** With `durable`: data written and not synced yet, told once it is. */
+  #unsynced: { landed: (landing: Landing | null) => void; landing: Landing }[] = [];
+  #syncScheduled = false;
 
   constructor(readonly options: AppendFileOptions) {
     const { target } = options;
@@ -145,7 +153,7 @@ export class AppendFile {
       }
     }
     if (from === data.length) {
-      options?.landed?.({ path: this.#path, offset });
+      this.#landed(options, { path: this.#path, offset });
       return true;
     }
     return this.#queue(data, from, offset, options);
@@ -290,11 +298,38 @@ export class AppendFile {
       if (head.done === data.length) {
         this.#pending.shift();
         this.#pendingBytes -= data.length;
-        head.options?.landed?.({ path, offset: head.offset });
+        this.#landed(head.options, { path, offset: head.offset });
       }
       if (this.#reopenWanted) this.#reopen();
       this.#drain();
     });
+  }
+
+  /** Tells `landed` where the data is: at once, or with `durable` once it is synced. */
+  #landed(options: AppendOptions | undefined, landing: Landing): void {
+    const landed = options?.landed;
+    if (landed === undefined) return;
+    if (this.options.durable !== true) return landed(landing);
+    this.#unsynced.push({ landed, landing });
+    if (this.#syncScheduled) return;
+    this.#syncScheduled = true;
+    setImmediate(() => this.#sync());
+  }
+
+  /** Syncs the file written, then tells what waited for it (a file closed was synced before). */
+  #sync(): void {
+    this.#syncScheduled = false;
+    if (this.#unsynced.length === 0) return;
+    let synced = true;
+    if (this.#fd >= 0) {
+      try {
+        fdatasyncSync(this.#fd);
+      } catch (error) {
+        synced = false;
+        this.options.events.error(error as Error);
+      }
+    }
+    for (const { landed, landing } of this.#unsynced.splice(0)) landed(synced ? landing : null);
   }
 
   #retryLater(delayMs: number): void {
@@ -346,6 +381,7 @@ export class AppendFile {
 
   #closeFile(): void {
     if (this.#fd < 0) return;
+    if (this.options.durable === true) this.#sync();
     try {
       closeSync(this.#fd);
     } catch {

@@ -18,6 +18,8 @@ export const fileSink = defineSink({
       target: { naming: rollingNames(resolve(options.directory), context.name, '.jsonl'), maxBytes: options.maxFileSizeMb * MB },
       maxPendingBytes: 64 * MB,
       lines: true,
+      // The pump deletes a batch from the buffer once it landed: it must survive a power loss by then.
+      durable: true,
       events: { written: () => undefined, finished: () => undefined, error: (error) => context.notify(`${context.name}: ${error.message}`), info: context.notify },
     })),
 });

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { builtRecords } from '../../../test/support/built-records.js';
+import { delay, eventually } from '../../../test/support/gateway-process.js';
 import { POSTGRES, useTestDatabases } from '../../../test/support/postgres.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RetryableError } from '../sink.js';
@@ -48,8 +49,9 @@ async function idsIn(table: string): Promise<string[]> {
   return (await db.query<{ id: string }>(`SELECT id FROM ${table}`)).rows.map((row) => row.id);
 }
 
-/** What a runner does with a batch: writes it until it is in, retrying what may pass. */
-async function writeUntilIn(sink: PostgresSink, records: readonly AnalyticsRecord[], retried: Error[]): Promise<void> {
+/** What a runner does with a batch: writes it until it is in, retrying what may pass, for at most `timeoutMs`. */
+async function writeUntilIn(sink: PostgresSink, records: readonly AnalyticsRecord[], retried: Error[], timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       expect(await sink.write(records)).toEqual([]);
@@ -57,18 +59,9 @@ async function writeUntilIn(sink: PostgresSink, records: readonly AnalyticsRecor
     } catch (error) {
       if (!(error instanceof RetryableError)) throw error;
       retried.push(error);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (Date.now() > deadline) throw new Error(`the batch was still not written after ${timeoutMs} ms of retries: ${error.message}`);
+      await delay(50);
     }
-  }
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
@@ -177,9 +170,9 @@ describe('the postgres sink', () => {
       for (const batch of batches) await writeUntilIn(sink, batch, retried);
     })();
     // Cut while batches are flowing, so that some write is in flight.
-    await eventually(async () => ((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n >= 3000 ? true : undefined), 'the first rows');
+    await eventually(async () => ((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n >= 3000 ? true : undefined), 15_000, 'the first rows');
     await proxy.cutOff();
-    await eventually(async () => (retried.length >= 3 ? true : undefined), 'writes failing during the outage');
+    await eventually(async () => (retried.length >= 3 ? true : undefined), 15_000, 'writes failing during the outage');
     await proxy.restore();
     await writing;
 
@@ -250,7 +243,7 @@ describe('the postgres sink', () => {
     const soon = builtRecords(5).map((record) => ({ ...record, expireAt: Date.now() + 300 }));
     expect(await sink.write(soon)).toEqual([]);
     await scheduled.open();
-    await eventually(async () => ((await idsIn(table)).length === kept.length ? true : undefined), 'the scheduled expiry');
+    await eventually(async () => ((await idsIn(table)).length === kept.length ? true : undefined), 15_000, 'the scheduled expiry');
     expect(new Set(await idsIn(table))).toEqual(new Set(kept.map((record) => record.id)));
   });
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { decodeBatch, encodeBatch } from '../../analytics/codec.js';
+import Database from 'better-sqlite3';
 import { Spool } from '../../buffer/spool.js';
 import { analyticsRecords } from '../../../test/support/analytics-records.js';
 import { DeadLetter } from '../dead-letter.js';
@@ -76,6 +77,20 @@ describe('the embedded source', () => {
     expect((await reader.read(10, 100)).length).toBe(3);
   });
 
+  it('shares reads of one batch at a time across every spool, so none is left to fill', async () => {
+    const gateways = ['gw_1.spool', 'gw_2.spool', 'gw_3.spool', 'gw_4.spool'].map((name) => spool(name));
+    for (const gateway of gateways) for (let i = 0; i < 3; i++) append(gateway, 1);
+    const { source: reader } = source();
+    const spoolsRead: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const read = await reader.read(1, 100);
+      expect(read).toHaveLength(1);
+      spoolsRead.push(read[0]!.key.split('#')[0]!);
+    }
+    expect(spoolsRead.slice(0, 4).sort()).toEqual(['gw_1.spool', 'gw_2.spool', 'gw_3.spool', 'gw_4.spool']);
+    expect(spoolsRead.slice(4).sort()).toEqual(['gw_1.spool', 'gw_2.spool', 'gw_3.spool', 'gw_4.spool']);
+  });
+
   it('finds a spool that appears while it runs, and waits for batches up to the time given', async () => {
     const { source: reader } = source();
     expect(await reader.read(10, 50)).toEqual([]);
@@ -94,6 +109,24 @@ describe('the embedded source', () => {
     await before.source.close();
     const after = source();
     expect(ids(await after.source.read(10, 100))).toEqual([written[0]![0]!.id, written[2]![0]!.id]);
+  });
+
+  it("deletes again an acknowledged batch whose deletion failed while another connection held the spool's write lock", async () => {
+    const gateway = spool('gw_1.spool');
+    append(gateway, 1);
+    const { source: reader, notes } = source();
+    const [batch] = await reader.read(1, 100);
+    const holder = new Database(join(scratch, 'spool', 'gw_1.spool'));
+    closers.push(() => {
+      holder.close();
+    });
+    holder.exec('BEGIN IMMEDIATE');
+    await expect(reader.ack(batch!)).rejects.toThrow(/cannot delete it from the spool gw_1\.spool .*tried again/);
+    holder.exec('ROLLBACK');
+    const deadline = Date.now() + 5_000;
+    while (gateway.totals().batches > 0 && Date.now() < deadline) await reader.read(1, 100);
+    expect(gateway.totals().batches).toBe(0);
+    expect(notes.join('\n')).toMatch(/deleted 1 acknowledged batch\(es\) whose deletion had failed/);
   });
 
   it('moves a batch that cannot be decoded to the dead letter, whole, counts it, and goes on', async () => {

@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBatch } from '../../analytics/codec.js';
 import { Spool, SPOOL_FILE } from '../../buffer/spool.js';
+import { ThrottledReporter } from '../../operations/throttled-reporter.js';
 import type { DeadLetter } from '../dead-letter.js';
 import type { BatchSource, SourceBatch } from '../source.js';
 
@@ -10,8 +11,6 @@ import type { BatchSource, SourceBatch } from '../source.js';
 const RESCAN_MS = 1_000;
 /** How often each spool's write-ahead log is checkpointed, so it cannot grow while gateways write. */
 const CHECKPOINT_MS = 10_000;
-/** A batch that cannot be set aside is reported at most this often. */
-const REPORT_EVERY_MS = 10_000;
 /** Between two looks for new batches when there were none. */
 const POLL_MS = 25;
 
@@ -35,6 +34,8 @@ interface OpenSpool {
   name: string;
   /** The last batch handed out: the next read starts after it. */
   lastId: number;
+  /** Acknowledged batches whose deletion failed (the database busy, an I/O error): deleted again at each rescan. */
+  undeleted: Set<number>;
 }
 
 /**
@@ -50,9 +51,14 @@ export class EmbeddedSource implements BatchSource {
   /** Acknowledgements waiting for this turn of the event loop to end: deleted in one commit per spool (a commit waits for the disk). */
   readonly #acks = new Map<OpenSpool, { ids: number[]; done: (() => void)[]; failed: ((error: Error) => void)[] }>();
   #ackScheduled = false;
-  #setAsideFailedAt = 0;
+  /** Failures repeated at each read (a batch that cannot be set aside, deletions that keep failing), each kind reported at most every 10 s. */
+  readonly #reporter: ThrottledReporter;
+  /** Where the next #take starts, turning through the spools so that a small read (one batch) does not always drain the same one. */
+  #nextStart = 0;
 
-  constructor(readonly options: EmbeddedSourceOptions) {}
+  constructor(readonly options: EmbeddedSourceOptions) {
+    this.#reporter = new ThrottledReporter(options.notify);
+  }
 
   async read(max: number, waitMs: number): Promise<SourceBatch[]> {
     const deadline = Date.now() + waitMs;
@@ -90,7 +96,9 @@ export class EmbeddedSource implements BatchSource {
         open.spool.delete(ids);
         for (const resolve of done) resolve();
       } catch (error) {
-        for (const reject of failed) reject(error as Error);
+        for (const id of ids) open.undeleted.add(id);
+        const problem = new Error(`cannot delete it from the spool ${open.name} (${(error as Error).message}); deleting it is tried again every ${RESCAN_MS / 1000} s, and it is delivered again if the pump stops first`);
+        for (const reject of failed) reject(problem);
       }
     }
   }
@@ -111,6 +119,8 @@ export class EmbeddedSource implements BatchSource {
 
   async close(): Promise<void> {
     this.#deleteAcknowledged();
+    this.#deleteUndeleted();
+    this.#reporter.flush();
     this.#closed = true;
     for (const { spool } of this.#spools.values()) spool.close();
     this.#spools.clear();
@@ -123,6 +133,7 @@ export class EmbeddedSource implements BatchSource {
     if (now >= this.#nextScan) {
       this.#nextScan = now + RESCAN_MS;
       this.#scan();
+      this.#deleteUndeleted();
     }
     if (now >= this.#nextCheckpoint) {
       this.#nextCheckpoint = now + CHECKPOINT_MS;
@@ -132,6 +143,20 @@ export class EmbeddedSource implements BatchSource {
         } catch (error) {
           this.options.notify(`spool ${open.name}: checkpoint failed: ${(error as Error).message}`);
         }
+      }
+    }
+  }
+
+  /** Tries again to delete batches acknowledged whose deletion failed. */
+  #deleteUndeleted(): void {
+    for (const open of this.#spools.values()) {
+      if (open.undeleted.size === 0) continue;
+      try {
+        open.spool.delete([...open.undeleted]);
+        this.options.notify(`spool ${open.name}: deleted ${open.undeleted.size} acknowledged batch(es) whose deletion had failed`);
+        open.undeleted.clear();
+      } catch (error) {
+        this.#reporter.report(`undeleted ${open.name}`, `spool ${open.name}: still cannot delete ${open.undeleted.size} acknowledged batch(es): ${(error as Error).message}`);
       }
     }
   }
@@ -148,15 +173,18 @@ export class EmbeddedSource implements BatchSource {
     for (const name of names.filter((file) => SPOOL_FILE.test(file)).sort()) {
       const path = join(this.options.directory, name);
       if (this.#spools.has(path)) continue;
-      this.#spools.set(path, { spool: new Spool(path), name: basename(path), lastId: 0 });
+      this.#spools.set(path, { spool: new Spool(path), name: basename(path), lastId: 0, undeleted: new Set() });
       this.options.notify(`reading the spool ${path}`);
     }
   }
 
-  /** Up to `max` batches not handed out yet, shared across the spools. */
+  /** Up to `max` batches not handed out yet, shared across the spools, each read starting at the spool after the last one's start. */
   #take(max: number): EmbeddedBatch[] {
     const taken: EmbeddedBatch[] = [];
-    const spools = [...this.#spools.values()];
+    const all = [...this.#spools.values()];
+    const start = all.length === 0 ? 0 : this.#nextStart % all.length;
+    this.#nextStart = start + 1;
+    const spools = [...all.slice(start), ...all.slice(0, start)];
     const share = Math.max(1, Math.ceil(max / Math.max(1, spools.length)));
     for (const open of spools) {
       if (taken.length >= max) break;
@@ -183,11 +211,7 @@ export class EmbeddedSource implements BatchSource {
       this.options.undecodable.putEncoded(data, records);
       open.spool.delete([id]);
     } catch (error) {
-      const now = Date.now();
-      if (now - this.#setAsideFailedAt >= REPORT_EVERY_MS) {
-        this.#setAsideFailedAt = now;
-        this.options.notify(`${problem}; it stays in the spool, which is read no further for now: cannot move it to ${this.options.undecodable.path}: ${(error as Error).message}`);
-      }
+      this.#reporter.report('set aside', `${problem}; it stays in the spool, which is read no further for now: cannot move it to ${this.options.undecodable.path}: ${(error as Error).message}`);
       return false;
     }
     this.options.onUndecodable();
