@@ -53,7 +53,7 @@ afterEach(async () => {
 
 function newSink(options: Partial<PostgresSinkOptions> = {}, notes: string[] = []): PostgresSink {
   const sink = new PostgresSink(
-    { url: urlOf(database), table: `records_${++tables}`, connections: 3, timeoutMs: 5_000, expireIntervalSec: 60, expireChunkRows: 10_000, ...options },
+    { url: urlOf(database), table: `records_${++tables}`, connections: 3, timeoutMs: 5_000, expireIntervalSec: 60, expireChunkRows: 10_000, trackAllPaths: false, aggregatesRetentionDays: 90, aggregatesIntervalSec: 60, ...options },
     { name: 'postgres', notify: (message) => void notes.push(message) },
   );
   sinks.push(sink);

@@ -6,9 +6,11 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
+import { ROLL_UPS } from '../aggregates/aggregate-keys.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
 import { COLUMN_LIST, copyLine, STAGED_COLUMNS, STAGED_TO_TABLE } from './postgres-rows.js';
-import { migrate } from './postgres-schema.js';
+import { PostgresAggregates } from './postgres-aggregates.js';
+import { migrate, RECORD_MIGRATIONS } from './postgres-schema.js';
 
 export interface PostgresSinkOptions {
   url: string;
@@ -18,10 +20,20 @@ export interface PostgresSinkOptions {
   timeoutMs: number;
   expireIntervalSec: number;
   expireChunkRows: number;
+  /** When set, aggregates of the records written go to this table too. */
+  aggregatesTable?: string | undefined;
+  /** Aggregate every normalised path, not only tracked endpoints. */
+  trackAllPaths: boolean;
+  aggregatesRetentionDays: number;
+  /** How often hours and days are rolled up and aggregates past their retention deleted. */
+  aggregatesIntervalSec: number;
 }
 
 /** A batch is cut into chunks of at least this many records, one per connection, written at once. */
 const MIN_CHUNK = 100;
+
+/** Changed aggregate rows one roll-up transaction takes. */
+const ROLL_UP_PAGE_ROWS = 500;
 
 /** The per-connection table COPY fills; emptied at each commit. */
 const STAGED_TABLE = 'tollgate_staged';
@@ -30,7 +42,9 @@ const STAGED_TABLE = 'tollgate_staged';
  * One row per transaction in a PostgreSQL table, written idempotently: COPY into a temporary
  * table, then `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`, so a batch written again (a
  * retry after an outage, a pump restarted before its acknowledgement) adds nothing. The table is
- * made and migrated at open; rows past their `expireAt` are deleted on a schedule.
+ * made and migrated at open; rows past their `expireAt` are deleted on a schedule. With
+ * `aggregatesTable`, the same transaction merges the records it inserted into per-minute
+ * aggregates (`postgres-aggregates.ts`); hours and days are rolled up on a schedule.
  */
 export class PostgresSink implements Sink {
   #pool: pg.Pool | null = null;
@@ -39,14 +53,21 @@ export class PostgresSink implements Sink {
   #schemaReady = false;
   #expiryTimer: NodeJS.Timeout | null = null;
   #expiring: Promise<void> = Promise.resolve();
+  #aggregatesTimer: NodeJS.Timeout | null = null;
+  #aggregating: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #insert: string;
+  readonly #aggregates: PostgresAggregates | null;
+  /** The insert when aggregating: in id order (pumps inserting the same ids lock them in one order), saying which rows it added. */
+  readonly #insertReturning: string;
 
   constructor(
     readonly options: PostgresSinkOptions,
     readonly context: SinkContext,
   ) {
     this.#insert = `INSERT INTO ${options.table} (${COLUMN_LIST}) SELECT ${STAGED_TO_TABLE} FROM ${STAGED_TABLE} ON CONFLICT (id) DO NOTHING`;
+    this.#insertReturning = `INSERT INTO ${options.table} (${COLUMN_LIST}) SELECT ${STAGED_TO_TABLE} FROM ${STAGED_TABLE} ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id`;
+    this.#aggregates = options.aggregatesTable ? new PostgresAggregates(options.aggregatesTable, options.trackAllPaths) : null;
   }
 
   async open(): Promise<void> {
@@ -54,6 +75,7 @@ export class PostgresSink implements Sink {
     this.#pool ??= this.#newPool();
     await this.#ensureSchema();
     this.#expiryTimer ??= setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
+    if (this.#aggregates) this.#aggregatesTimer ??= setTimeout(() => this.#aggregateOnSchedule(), this.options.aggregatesIntervalSec * 1000).unref();
   }
 
   async write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
@@ -79,11 +101,47 @@ export class PostgresSink implements Sink {
     }
   }
 
+  /**
+   * Rolls changed minutes up into their hours, then changed hours into their days, until none is
+   * left or another pump is rolling up; returns how many changed rows it took.
+   */
+  async rollUp(): Promise<number> {
+    const aggregates = this.#aggregates;
+    if (aggregates === null) return 0;
+    let taken = 0;
+    for (const { from, to } of ROLL_UPS) {
+      for (;;) {
+        const page = await this.#onConnection((client) => aggregates.rollUpPage(client, from, to, ROLL_UP_PAGE_ROWS));
+        if (page === null) return taken;
+        taken += page.taken;
+        // A page whose rows all changed again meanwhile is taken next time, not in a loop now.
+        if (page.taken < ROLL_UP_PAGE_ROWS || page.marked === 0 || this.#closed) break;
+      }
+    }
+    return taken;
+  }
+
+  /** Deletes the aggregates of buckets that began more than `aggregatesRetentionDays` before `now`; returns how many went. */
+  async expireAggregates(now = Date.now()): Promise<number> {
+    const aggregates = this.#aggregates;
+    if (aggregates === null) return 0;
+    const cutoff = now - this.options.aggregatesRetentionDays * 86_400_000;
+    let deleted = 0;
+    for (;;) {
+      const chunk = await this.#onConnection((client) => aggregates.expireChunk(client, cutoff, this.options.expireChunkRows));
+      deleted += chunk;
+      if (chunk < this.options.expireChunkRows || this.#closed) return deleted;
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    if (this.#aggregatesTimer) clearTimeout(this.#aggregatesTimer);
     this.#expiryTimer = null;
+    this.#aggregatesTimer = null;
     await this.#expiring;
+    await this.#aggregating;
     const pool = this.#pool;
     this.#pool = null;
     this.#schemaReady = false;
@@ -109,8 +167,10 @@ export class PostgresSink implements Sink {
   async #ensureSchema(): Promise<void> {
     if (this.#schemaReady) return;
     try {
-      const { from, to } = await this.#onConnection((client) => migrate(client, this.options.table));
-      if (from !== to) this.context.notify(`${this.context.name}: table ${this.options.table} migrated from schema version ${from} to ${to}`);
+      const tables = [{ name: this.options.table, migrations: RECORD_MIGRATIONS }, ...(this.#aggregates ? [this.#aggregates.schema] : [])];
+      for (const { table, from, to } of await this.#onConnection((client) => migrate(client, tables))) {
+        if (from !== to) this.context.notify(`${this.context.name}: table ${table} migrated from schema version ${from} to ${to}`);
+      }
       this.#schemaReady = true;
     } catch (error) {
       throw this.#classified(error);
@@ -161,8 +221,15 @@ export class PostgresSink implements Sink {
     await client.query('BEGIN');
     try {
       await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(`COPY ${STAGED_TABLE} (${COLUMN_LIST}) FROM STDIN`)));
-      // One round trip: the insert and the commit go as one simple query.
-      await client.query(`${this.#insert}; COMMIT`);
+      if (this.#aggregates) {
+        // Only what this insert added is counted: a record there already was counted when it went in.
+        const inserted = await client.query<{ id: string }>(this.#insertReturning);
+        await this.#aggregates.add(client, insertedRecords(records, inserted.rows));
+        await client.query('COMMIT');
+      } else {
+        // One round trip: the insert and the commit go as one simple query.
+        await client.query(`${this.#insert}; COMMIT`);
+      }
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -202,6 +269,20 @@ export class PostgresSink implements Sink {
     })();
   }
 
+  #aggregateOnSchedule(): void {
+    this.#aggregating = (async () => {
+      try {
+        await this.#ensureSchema();
+        await this.rollUp();
+        const deleted = await this.expireAggregates();
+        if (deleted > 0) this.context.notify(`${this.context.name}: deleted ${deleted} aggregates past their retention from ${this.options.aggregatesTable}`);
+      } catch (error) {
+        this.context.notify(`${this.context.name}: rolling up aggregates failed, trying again in ${this.options.aggregatesIntervalSec} s: ${(error as Error).message}`);
+      }
+      if (!this.#closed) this.#aggregatesTimer = setTimeout(() => this.#aggregateOnSchedule(), this.options.aggregatesIntervalSec * 1000).unref();
+    })();
+  }
+
   /** Bad data fails for good (the records go to the dead letter); anything else (network, restart, locks, timeouts) may pass. */
   #classified(error: unknown): Error {
     if (error instanceof RetryableError) return error;
@@ -210,6 +291,13 @@ export class PostgresSink implements Sink {
     if (code?.startsWith('42')) this.#schemaReady = false;
     return new RetryableError(`PostgreSQL: ${error instanceof Error ? error.message : String(error)}${code ? ` (SQLSTATE ${code})` : ''}`);
   }
+}
+
+/** The records whose ids the insert returned (the first of a batch's records sharing an id). */
+function insertedRecords(records: readonly AnalyticsRecord[], inserted: readonly { id: string }[]): AnalyticsRecord[] {
+  const byId = new Map<string, AnalyticsRecord>();
+  for (const record of records) if (!byId.has(record.id)) byId.set(record.id, record);
+  return inserted.flatMap(({ id }) => byId.get(id) ?? []);
 }
 
 function sqlState(error: unknown): string | undefined {
@@ -240,6 +328,10 @@ export const postgresSink = defineSink({
     connections: positiveInt.max(32).default(3),
     expireIntervalSec: seconds.default(60),
     expireChunkRows: positiveInt.default(10_000),
+    aggregatesTable: tableName.optional(),
+    trackAllPaths: z.boolean().default(false),
+    aggregatesRetentionDays: positiveInt.default(90),
+    aggregatesIntervalSec: seconds.default(60),
   },
   create: (options, context) => new PostgresSink(options, context),
 });

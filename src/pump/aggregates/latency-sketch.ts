@@ -1,0 +1,61 @@
+import { DDSketch } from '@datadog/sketches-js';
+
+/** Every sketch Tollgate keeps has this relative accuracy: only sketches of the same accuracy merge. */
+export const SKETCH_RELATIVE_ACCURACY = 0.01;
+
+/**
+ * Latencies of one aggregate: exact count, sum, min and max beside a DDSketch for the quantiles.
+ * The sketch's serialised form (`fromProto`) loses its sum, min and max, so those are kept here,
+ * in columns of their own.
+ */
+export interface LatencyStats {
+  /** In whole microseconds (records carry ms to three decimals): sums then add up exactly in any order. */
+  sumMicros: number;
+  /** null while no latency was seen. */
+  min: number | null;
+  max: number | null;
+  sketch: DDSketch;
+}
+
+export function emptyLatency(): LatencyStats {
+  return { sumMicros: 0, min: null, max: null, sketch: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }) };
+}
+
+export function acceptLatency(stats: LatencyStats, ms: number): void {
+  // A negative or missing latency would poison sums and land in the sketch's negative store.
+  const value = Number.isFinite(ms) && ms > 0 ? ms : 0;
+  stats.sumMicros += Math.round(value * 1000);
+  stats.min = stats.min === null ? value : Math.min(stats.min, value);
+  stats.max = stats.max === null ? value : Math.max(stats.max, value);
+  stats.sketch.accept(value);
+}
+
+export function mergeLatency(into: LatencyStats, from: LatencyStats): void {
+  into.sumMicros += from.sumMicros;
+  if (from.min !== null) into.min = into.min === null ? from.min : Math.min(into.min, from.min);
+  if (from.max !== null) into.max = into.max === null ? from.max : Math.max(into.max, from.max);
+  into.sketch.merge(from.sketch);
+}
+
+/** The value at quantile `q` (0..1), within 1% of the exact one; null for an empty sketch. */
+export function latencyQuantile(stats: LatencyStats, q: number): number | null {
+  const value = stats.sketch.getValueAtQuantile(q);
+  return Number.isNaN(value) ? null : value;
+}
+
+export function sketchBytes(sketch: DDSketch): Buffer {
+  const bytes = sketch.toProto();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A sketch read back from `sketchBytes`; one of another accuracy is refused, as it could not merge. */
+export function sketchFromBytes(bytes: Uint8Array): DDSketch {
+  const decoded = DDSketch.fromProto(bytes);
+  const reference = new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
+  if (!reference.mergeable(decoded)) {
+    throw new Error(`a stored latency sketch has relative accuracy ${decoded.mapping.relativeAccuracy}, not ${SKETCH_RELATIVE_ACCURACY}: it cannot be merged`);
+  }
+  // Merging into a sketch of Tollgate's own makes it a DDSketch again (fromProto gives the base class).
+  reference.merge(decoded);
+  return reference;
+}
