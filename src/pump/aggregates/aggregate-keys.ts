@@ -1,4 +1,4 @@
-import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
+import type { AggregatedRecord } from './aggregate.js';
 
 /** Records are counted per minute; hours and days are roll-ups of the size before them. */
 export const BUCKET_SIZES = ['minute', 'hour', 'day'] as const;
@@ -38,7 +38,7 @@ export function bucketEnd(bucket: number, size: BucketSize): number {
  * The dimension values a record counts in. Paths count only for tracked endpoints unless
  * `trackAllPaths`: every distinct path of every API would make a row per minute each.
  */
-export function dimensionsOf(record: AnalyticsRecord, trackAllPaths: boolean): { dimension: Dimension; value: string }[] {
+export function dimensionsOf(record: AggregatedRecord, trackAllPaths: boolean): { dimension: Dimension; value: string }[] {
   const found: { dimension: Dimension; value: string }[] = [
     { dimension: 'total', value: '' },
     { dimension: 'status', value: String(record.status) },

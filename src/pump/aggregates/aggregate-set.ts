@@ -1,10 +1,9 @@
-import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
-import { addRecord, type Aggregate, emptyAggregate, mergeAggregate } from './aggregate.js';
+import { addRecord, type Aggregate, type AggregatedRecord, emptyAggregate, mergeAggregate } from './aggregate.js';
 import { type AggregateKey, bucketStart, type BucketSize, dimensionsOf, keyText } from './aggregate-keys.js';
 
 /**
- * Aggregates by key, as a batch or a roll-up builds them before they are merged into a store.
- * Bounded by what it is given: one batch's records, or one page of a roll-up.
+ * Aggregates by key, as records or a roll-up build them before they are merged into a store.
+ * Bounded by what it is given: one page of records or of a roll-up.
  */
 export class AggregateSet {
   readonly #entries = new Map<string, { key: AggregateKey; aggregate: Aggregate }>();
@@ -14,7 +13,7 @@ export class AggregateSet {
   }
 
   /** Counts the record in its minute, once per dimension value. */
-  addRecord(record: AnalyticsRecord, trackAllPaths: boolean): void {
+  addRecord(record: AggregatedRecord, trackAllPaths: boolean): void {
     const bucket = bucketStart(record.timestamp, 'minute');
     for (const { dimension, value } of dimensionsOf(record, trackAllPaths)) {
       const aggregate = this.#at({ bucket, size: 'minute', dimension, value });

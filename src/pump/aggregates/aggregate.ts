@@ -1,6 +1,23 @@
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { acceptLatency, emptyLatency, type LatencyStats, mergeLatency } from './latency-sketch.js';
 
+/** The fields of a record that aggregates count: what a store keeps of it until it is aggregated. */
+export type AggregatedRecord = Pick<
+  AnalyticsRecord,
+  | 'timestamp'
+  | 'apiId'
+  | 'normalisedPath'
+  | 'trackedEndpoint'
+  | 'status'
+  | 'apiKeyHash'
+  | 'apiKeyAlias'
+  | 'latencyTotal'
+  | 'latencyUpstream'
+  | 'bytesIn'
+  | 'bytesOut'
+  | 'tags'
+>;
+
 /** What one bucket knows of one dimension value: counts, latencies (ms) and bytes of its records. */
 export interface Aggregate {
   hits: number;
@@ -39,7 +56,7 @@ export function emptyAggregate(): Aggregate {
 }
 
 /** Counts one record in the aggregate; `alias` only for the `apiKey` dimension. */
-export function addRecord(aggregate: Aggregate, record: AnalyticsRecord, alias: string | null): void {
+export function addRecord(aggregate: Aggregate, record: AggregatedRecord, alias: string | null): void {
   aggregate.hits++;
   if (record.status >= 400) aggregate.errors++;
   else aggregate.success++;

@@ -1,16 +1,41 @@
 import type pg from 'pg';
-import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
+import type { AggregatedRecord } from '../aggregates/aggregate.js';
 import { aggregateFromRow, AGGREGATE_COLUMNS, rowValues } from '../aggregates/aggregate-row.js';
 import { type AggregateKey, bucketEnd, bucketStart, type BucketSize, type Dimension, keyText, ROLL_UPS } from '../aggregates/aggregate-keys.js';
 import { AggregateSet } from '../aggregates/aggregate-set.js';
 import type { Migration } from './postgres-schema.js';
 
 /**
+ * What the records insert hands to the aggregation: the record fields aggregates count, as the
+ * records table holds them, in the pending table's column order.
+ */
+const PENDING_FIELDS = [
+  ['time', 'timestamptz NOT NULL'],
+  ['api_id', 'text'],
+  ['normalised_path', 'text'],
+  ['tracked_endpoint', 'text'],
+  ['status', 'smallint'],
+  ['api_key_hash', 'text'],
+  ['api_key_alias', 'text'],
+  ['latency_total', 'double precision'],
+  ['latency_upstream', 'double precision'],
+  ['bytes_in', 'bigint'],
+  ['bytes_out', 'bigint'],
+  ['tags', 'jsonb'],
+] as const;
+const PENDING_COLUMNS = PENDING_FIELDS.map(([name]) => name).join(', ');
+
+/** The table of records inserted but not yet aggregated, beside the aggregates table. */
+export const pendingTable = (table: string): string => `${table}_pending`;
+
+/**
  * The aggregates table: one row per bucket, bucket size and dimension value. `version` counts the
  * row's writes and `pending` says it changed since it was last rolled up into the bucket above.
+ * Beside it, the pending table: what each records insert added, until it is aggregated.
  */
 export const AGGREGATE_MIGRATIONS: readonly Migration[] = [
   (table) => `
+    CREATE TABLE ${pendingTable(table)} (${PENDING_FIELDS.map(([name, type]) => `${name} ${type}`).join(', ')});
     CREATE TABLE ${table} (
       bucket timestamptz NOT NULL, bucket_size text NOT NULL, dimension text NOT NULL, value text NOT NULL,
       alias text,
@@ -23,7 +48,7 @@ export const AGGREGATE_MIGRATIONS: readonly Migration[] = [
       version bigint NOT NULL DEFAULT 0, pending boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (bucket, bucket_size, dimension, value)
     );
-    CREATE INDEX ${table}_pending ON ${table} (bucket_size, bucket) WHERE pending;
+    CREATE INDEX ${table}_to_roll_up ON ${table} (bucket_size, bucket) WHERE pending;
   `,
 ];
 
@@ -55,6 +80,38 @@ const VALUES_FROM = `unnest(${KEY_ARRAYS}, ${AGGREGATE_COLUMNS.map((column, i) =
 /** Which bucket sizes are rolled up into a larger one: their rows are marked pending when they change. */
 const ROLLED_UP = new Set<BucketSize>(ROLL_UPS.map((rollUp) => rollUp.from));
 
+interface PendingRow {
+  time: Date;
+  api_id: string | null;
+  normalised_path: string | null;
+  tracked_endpoint: string | null;
+  status: number | null;
+  api_key_hash: string | null;
+  api_key_alias: string | null;
+  latency_total: number | null;
+  latency_upstream: number | null;
+  bytes_in: string | null;
+  bytes_out: string | null;
+  tags: string[] | null;
+}
+
+function aggregatedRecord(row: PendingRow): AggregatedRecord {
+  return {
+    timestamp: row.time.getTime(),
+    apiId: row.api_id,
+    normalisedPath: row.normalised_path ?? '',
+    trackedEndpoint: row.tracked_endpoint,
+    status: row.status ?? 0,
+    apiKeyHash: row.api_key_hash,
+    apiKeyAlias: row.api_key_alias,
+    latencyTotal: row.latency_total ?? 0,
+    latencyUpstream: row.latency_upstream ?? 0,
+    bytesIn: Number(row.bytes_in ?? 0),
+    bytesOut: Number(row.bytes_out ?? 0),
+    tags: row.tags ?? [],
+  };
+}
+
 interface KeyRow {
   bucket: Date;
   bucket_size: BucketSize;
@@ -85,28 +142,24 @@ function pushKey(keys: unknown[][], key: AggregateKey): void {
 }
 
 /**
- * Aggregates in a PostgreSQL table, merged idempotently: `add` runs in the transaction that
- * inserted the records, with only the records that insert actually added, so a record written
- * again adds nothing, and a transaction that fails takes its aggregates with it. Sketches merge in
- * the pump, so each write is read-modify-write on row locks taken in the key order (pumps writing
- * the same buckets wait for one another instead of deadlocking).
+ * Aggregates in a PostgreSQL table, counted exactly once. The statement that inserts records also
+ * copies the fields aggregates need of the rows it actually inserted into the pending table
+ * (`INSERT ... ON CONFLICT DO NOTHING RETURNING`): a record written again adds nothing, and a
+ * transaction that fails takes its pending rows with it. `aggregatePending` then takes pending rows,
+ * merges them into the aggregate rows and deletes them, in one transaction. Sketches merge in the pump, so that is read-modify-write: pumps take turns on an
+ * advisory lock (record inserts never wait on it). Roll-ups read the minutes without it and check
+ * each row's `version` before calling it rolled up.
  */
 export class PostgresAggregates {
-  readonly #lockRows: string;
-  readonly #update: string;
+  readonly #select: string;
   readonly #replace: string;
 
   constructor(
     readonly table: string,
     readonly trackAllPaths: boolean,
   ) {
-    const selected = `${KEY_COLUMNS}, ${AGGREGATE_COLUMNS.join(', ')}, version`;
-    // A row made here starts empty; one there already is locked by the no-op update. Either way it comes back, locked.
-    this.#lockRows = `INSERT INTO ${table} AS a (${KEY_COLUMNS}) SELECT * FROM unnest(${KEY_ARRAYS}) ORDER BY 1, 2, 3, 4
-      ON CONFLICT (${KEY_COLUMNS}) DO UPDATE SET version = a.version RETURNING ${selected}`;
-    const assignments = AGGREGATE_COLUMNS.map((column) => `${column} = u.${column}`).join(', ');
-    this.#update = `UPDATE ${table} AS a SET ${assignments}, version = a.version + 1, pending = a.bucket_size = ANY($${AGGREGATE_COLUMNS.length + 5}::text[]), updated_at = now()
-      FROM ${VALUES_FROM} WHERE ${KEY_MATCH('a', 'u')}`;
+    this.#select = `SELECT a.${KEY_COLUMNS.split(', ').join(', a.')}, ${AGGREGATE_COLUMNS.map((column) => `a.${column}`).join(', ')}
+      FROM unnest(${KEY_ARRAYS}) AS k(${KEY_COLUMNS}) JOIN ${table} a ON ${KEY_MATCH('a', 'k')}`;
     this.#replace = `INSERT INTO ${table} AS a (${KEY_COLUMNS}, ${AGGREGATE_COLUMNS.join(', ')}, pending)
       SELECT u.*, u.bucket_size = ANY($${AGGREGATE_COLUMNS.length + 5}::text[]) FROM ${VALUES_FROM} ORDER BY 1, 2, 3, 4
       ON CONFLICT (${KEY_COLUMNS}) DO UPDATE SET ${AGGREGATE_COLUMNS.map((column) => `${column} = EXCLUDED.${column}`).join(', ')},
@@ -117,18 +170,47 @@ export class PostgresAggregates {
     return { name: this.table, migrations: AGGREGATE_MIGRATIONS };
   }
 
-  /** Counts the records in their minutes. Runs inside the caller's transaction, with the records it inserted. */
-  async add(client: pg.ClientBase, records: readonly AnalyticsRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    const deltas = new AggregateSet();
-    for (const record of records) deltas.addRecord(record, this.trackAllPaths);
+  /** `insert` (an `INSERT ... ON CONFLICT DO NOTHING` of records) made to leave what it inserted in the pending table. */
+  insertKeepingPending(insert: string): string {
+    return `WITH added AS (${insert} RETURNING ${PENDING_COLUMNS}) INSERT INTO ${pendingTable(this.table)} (${PENDING_COLUMNS}) SELECT ${PENDING_COLUMNS} FROM added`;
+  }
+
+  /**
+   * Takes up to `maxRows` pending rows (any pump's), counts them in their minutes and deletes them,
+   * in one transaction; returns how many it took.
+   */
+  async aggregatePending(client: pg.ClientBase, maxRows: number): Promise<number> {
+    const pending = pendingTable(this.table);
+    await client.query('BEGIN');
+    try {
+      // One pump at a time merges into the minutes, so what it read stays true until it writes.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tollgate aggregation ${this.table}`]);
+      const taken = await client.query<PendingRow>(
+        `DELETE FROM ${pending} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${pending} LIMIT $1)) RETURNING ${PENDING_COLUMNS}`,
+        [maxRows],
+      );
+      if (taken.rows.length > 0) {
+        const deltas = new AggregateSet();
+        for (const row of taken.rows) deltas.addRecord(aggregatedRecord(row), this.trackAllPaths);
+        await this.#merge(client, deltas);
+      }
+      await client.query('COMMIT');
+      return taken.rows.length;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Merges `deltas` into their rows: locks them in key order (making those missing), merges, writes back. */
+  async #merge(client: pg.ClientBase, deltas: AggregateSet): Promise<void> {
     const keys: unknown[][] = [[], [], [], []];
     for (const { key } of deltas.entries()) pushKey(keys, key);
-    const locked = await client.query<KeyRow & Record<string, unknown>>(this.#lockRows, keys);
+    const stored = await client.query<KeyRow & Record<string, unknown>>(this.#select, keys);
     const merged = new AggregateSet();
-    for (const row of locked.rows) merged.merge(keyOf(row), aggregateFromRow(row));
+    for (const row of stored.rows) merged.merge(keyOf(row), aggregateFromRow(row));
     for (const { key, aggregate } of deltas.entries()) merged.merge(key, aggregate);
-    await client.query(this.#update, [...parameters(merged.entries()), [...ROLLED_UP]]);
+    await client.query(this.#replace, [...parameters(merged.entries()), [...ROLLED_UP]]);
   }
 
   /**

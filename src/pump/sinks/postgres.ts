@@ -32,6 +32,12 @@ export interface PostgresSinkOptions {
 /** A batch is cut into chunks of at least this many records, one per connection, written at once. */
 const MIN_CHUNK = 100;
 
+/** How often written records are aggregated, at most: what aggregates may lag behind the records. */
+const PENDING_EVERY_MS = 1000;
+
+/** Pending rows one aggregation transaction takes. */
+const PENDING_PAGE_ROWS = 10_000;
+
 /** Changed aggregate rows one roll-up transaction takes. */
 const ROLL_UP_PAGE_ROWS = 500;
 
@@ -58,16 +64,18 @@ export class PostgresSink implements Sink {
   #closed = false;
   readonly #insert: string;
   readonly #aggregates: PostgresAggregates | null;
-  /** The insert when aggregating: in id order (pumps inserting the same ids lock them in one order), saying which rows it added. */
-  readonly #insertReturning: string;
+  /** The background aggregation of pending rows: at most one pass at a time, at most one waiting. */
+  #pendingTimer: NodeJS.Timeout | null = null;
+  #aggregatingPending: Promise<void> = Promise.resolve();
+  #lastPendingPass = 0;
 
   constructor(
     readonly options: PostgresSinkOptions,
     readonly context: SinkContext,
   ) {
-    this.#insert = `INSERT INTO ${options.table} (${COLUMN_LIST}) SELECT ${STAGED_TO_TABLE} FROM ${STAGED_TABLE} ON CONFLICT (id) DO NOTHING`;
-    this.#insertReturning = `INSERT INTO ${options.table} (${COLUMN_LIST}) SELECT ${STAGED_TO_TABLE} FROM ${STAGED_TABLE} ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id`;
     this.#aggregates = options.aggregatesTable ? new PostgresAggregates(options.aggregatesTable, options.trackAllPaths) : null;
+    const insert = `INSERT INTO ${options.table} (${COLUMN_LIST}) SELECT ${STAGED_TO_TABLE} FROM ${STAGED_TABLE} ON CONFLICT (id) DO NOTHING`;
+    this.#insert = this.#aggregates ? this.#aggregates.insertKeepingPending(insert) : insert;
   }
 
   async open(): Promise<void> {
@@ -86,6 +94,8 @@ export class PostgresSink implements Sink {
     for (let start = 0; start < records.length; start += size) chunks.push(records.slice(start, start + size));
     // Every chunk settles before the write does, so a retry never runs beside a chunk still in flight.
     const outcomes = await Promise.allSettled(chunks.map((chunk) => this.#onConnection((client) => this.#writeChunk(client, chunk))));
+    // Chunks that went in left pending rows, even when another failed.
+    if (this.#aggregates) this.#aggregateSoon();
     const failed = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failed) throw this.#classified(failed.reason);
     return outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? outcome.value : []));
@@ -99,6 +109,29 @@ export class PostgresSink implements Sink {
       deleted += chunk;
       if (chunk < this.options.expireChunkRows || this.#closed) return deleted;
     }
+  }
+
+  /**
+   * Aggregates every pending row there is (its own and other pumps'), a page per transaction;
+   * returns how many rows it aggregated. Writes start this in the background; the schedule too.
+   */
+  async aggregatePending(): Promise<number> {
+    const aggregates = this.#aggregates;
+    if (aggregates === null) return 0;
+    let taken = 0;
+    for (;;) {
+      const page = await this.#onConnection((client) => aggregates.aggregatePending(client, PENDING_PAGE_ROWS));
+      taken += page;
+      if (page < PENDING_PAGE_ROWS || this.#closed) return taken;
+    }
+  }
+
+  /** Aggregates what was written so far now, instead of within `PENDING_EVERY_MS`; returns how many rows it aggregated. */
+  async flushAggregates(): Promise<number> {
+    if (this.#pendingTimer) clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = null;
+    await this.#aggregatingPending;
+    return this.aggregatePending();
   }
 
   /**
@@ -142,6 +175,9 @@ export class PostgresSink implements Sink {
     this.#aggregatesTimer = null;
     await this.#expiring;
     await this.#aggregating;
+    if (this.#pendingTimer) clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = null;
+    await this.#aggregatingPending;
     const pool = this.#pool;
     this.#pool = null;
     this.#schemaReady = false;
@@ -221,15 +257,8 @@ export class PostgresSink implements Sink {
     await client.query('BEGIN');
     try {
       await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(`COPY ${STAGED_TABLE} (${COLUMN_LIST}) FROM STDIN`)));
-      if (this.#aggregates) {
-        // Only what this insert added is counted: a record there already was counted when it went in.
-        const inserted = await client.query<{ id: string }>(this.#insertReturning);
-        await this.#aggregates.add(client, insertedRecords(records, inserted.rows));
-        await client.query('COMMIT');
-      } else {
-        // One round trip: the insert and the commit go as one simple query.
-        await client.query(`${this.#insert}; COMMIT`);
-      }
+      // One round trip: the insert and the commit go as one simple query.
+      await client.query(`${this.#insert}; COMMIT`);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -269,10 +298,32 @@ export class PostgresSink implements Sink {
     })();
   }
 
+  /**
+   * Aggregates the pending rows in the background, a pass at most every `PENDING_EVERY_MS`: a pass
+   * costs about the same for one batch as for many (it rewrites each bucket row it touches once).
+   */
+  #aggregateSoon(): void {
+    if (this.#pendingTimer !== null || this.#closed) return;
+    const delay = Math.max(0, this.#lastPendingPass + PENDING_EVERY_MS - Date.now());
+    this.#pendingTimer = setTimeout(() => {
+      this.#aggregatingPending = this.#aggregatingPending.then(async () => {
+        this.#pendingTimer = null;
+        this.#lastPendingPass = Date.now();
+        try {
+          await this.aggregatePending();
+        } catch (error) {
+          // The rows stay pending: the next write or the schedule takes them.
+          this.context.notify(`${this.context.name}: aggregating the records written failed, trying again later: ${(error as Error).message}`);
+        }
+      });
+    }, delay).unref();
+  }
+
   #aggregateOnSchedule(): void {
     this.#aggregating = (async () => {
       try {
         await this.#ensureSchema();
+        await this.aggregatePending();
         await this.rollUp();
         const deleted = await this.expireAggregates();
         if (deleted > 0) this.context.notify(`${this.context.name}: deleted ${deleted} aggregates past their retention from ${this.options.aggregatesTable}`);
@@ -291,13 +342,6 @@ export class PostgresSink implements Sink {
     if (code?.startsWith('42')) this.#schemaReady = false;
     return new RetryableError(`PostgreSQL: ${error instanceof Error ? error.message : String(error)}${code ? ` (SQLSTATE ${code})` : ''}`);
   }
-}
-
-/** The records whose ids the insert returned (the first of a batch's records sharing an id). */
-function insertedRecords(records: readonly AnalyticsRecord[], inserted: readonly { id: string }[]): AnalyticsRecord[] {
-  const byId = new Map<string, AnalyticsRecord>();
-  for (const record of records) if (!byId.has(record.id)) byId.set(record.id, record);
-  return inserted.flatMap(({ id }) => byId.get(id) ?? []);
 }
 
 function sqlState(error: unknown): string | undefined {
