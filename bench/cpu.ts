@@ -11,6 +11,7 @@ const TICKS_PER_SECOND = (() => {
 })();
 
 interface ProcessTimes {
+  command: string;
   group: number;
   /** utime + stime (all threads) + cutime + cstime (children it has reaped), in ticks. */
   ticks: number;
@@ -26,7 +27,7 @@ function readTimes(pid: string): ProcessTimes | undefined {
   // The command name (field 2) is in parentheses and may hold spaces; fields[0] is field 3.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const field = (number: number): number => Number(fields[number - 3]);
-  return { group: field(5), ticks: field(14) + field(15) + field(16) + field(17) };
+  return { command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), group: field(5), ticks: field(14) + field(15) + field(16) + field(17) };
 }
 
 /**
@@ -44,6 +45,20 @@ export function groupCpuSeconds(groups: readonly number[]): number[] | undefined
     if (times !== undefined && sum !== undefined) ticks.set(times.group, sum + times.ticks);
   }
   return groups.map((group) => ticks.get(group)! / TICKS_PER_SECOND);
+}
+
+/**
+ * CPU seconds used so far by every process running `command` (e.g. `postgres`, whose backends
+ * each lead their own process group), with the children they reaped. Undefined without /proc.
+ */
+export function commandCpuSeconds(command: string): number | undefined {
+  if (!CPU_SAMPLING_AVAILABLE) return undefined;
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    const times = /^\d+$/.test(pid) ? readTimes(pid) : undefined;
+    if (times?.command === command) ticks += times.ticks;
+  }
+  return ticks / TICKS_PER_SECOND;
 }
 
 /** Microseconds of CPU per request between two samples of one group. */

@@ -14,6 +14,7 @@ import { median } from './summary.js';
 import { assertTollgateBuilt, TOLLGATE_BIN } from './tollgate.js';
 
 const BATCH_RECORDS = 500;
+const MB = 1024 * 1024;
 const SAMPLE_MS = 5_000;
 /** The goal: the pump's resident memory stays under this with a dead sink. */
 const GOAL_MB = 200;
@@ -34,6 +35,7 @@ async function metric(url: string, name: string): Promise<number> {
 async function main(): Promise<void> {
   const seconds = positiveIntFromEnv('BENCH_DEAD_SINK_SEC', 600);
   const rate = positiveIntFromEnv('BENCH_RECORDS_PER_SEC', 1_000);
+  const maxRetrySec = positiveIntFromEnv('BENCH_MAX_RETRY_SEC', 60);
   await assertTollgateBuilt();
   const dir = await scratchDirectory('tollgate-pump-memory-');
   const healthPort = await freePort();
@@ -42,8 +44,9 @@ async function main(): Promise<void> {
     analytics: { buffer: { type: 'embedded', directory: join(dir, 'spool') } },
     pump: {
       health: { host: '127.0.0.1', port: healthPort },
+      ...(process.env.BENCH_IN_FLIGHT ? { maxBatchesInFlight: positiveIntFromEnv('BENCH_IN_FLIGHT', 16) } : {}),
       deadLetterDirectory: join(dir, 'dead-letter'),
-      sinks: [{ type: 'postgres', name: 'dead', url: `postgres://postgres@127.0.0.1:${deadPort}/none`, maxRetryTimeSec: 60 }],
+      sinks: [{ type: 'postgres', name: 'dead', url: `postgres://postgres@127.0.0.1:${deadPort}/none`, maxRetryTimeSec: maxRetrySec }],
     },
   };
   const configFile = join(dir, 'pump.yaml');
@@ -53,7 +56,7 @@ async function main(): Promise<void> {
 
   console.log('Tollgate pump memory with a dead sink');
   console.log(`  ${seconds} s; a writer appends ${rate} records/s (batches of ${BATCH_RECORDS}, ${(batch.data.length / BATCH_RECORDS).toFixed(0)} B/record encoded) to the spool;`);
-  console.log(`  the pump's only sink is PostgreSQL on a port nobody listens on (maxRetryTimeSec 60, then dead letter)`);
+  console.log(`  the pump's only sink is PostgreSQL on a port nobody listens on (maxRetryTimeSec ${maxRetrySec}, then dead letter)`);
   const pump = spawn(process.execPath, [TOLLGATE_BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   pump.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4_000)));
@@ -73,9 +76,15 @@ async function main(): Promise<void> {
     if (Date.now() - started >= nextSample) {
       const mb = residentMb(pump.pid as number);
       samples.push({ at: (Date.now() - started) / 1_000, mb });
-      if (samples.length % 12 === 1) {
+      if (samples.length % 6 === 1) {
         const deadLettered = await metric(health, 'tollgate_pump_sink_records_dead_lettered_total').catch(() => NaN);
-        console.log(`  ${String(Math.round(samples.at(-1)?.at ?? 0)).padStart(4)} s  pump RSS ${mb.toFixed(1)} MB  written ${written}  dead-lettered ${deadLettered}`);
+        const [heapUsed, heapTotal, external] = await Promise.all(
+          ['heap_size_used_bytes', 'heap_size_total_bytes', 'external_memory_bytes'].map((name) => metric(health, `tollgate_pump_nodejs_${name}`).catch(() => NaN)),
+        );
+        const inMb = (bytes: number | undefined): string => ((bytes ?? NaN) / MB).toFixed(1);
+        console.log(
+          `  ${String(Math.round(samples.at(-1)?.at ?? 0)).padStart(4)} s  pump RSS ${mb.toFixed(1)} MB (JS heap ${inMb(heapUsed)} of ${inMb(heapTotal)} MB, external ${inMb(external)} MB)  written ${written}  dead-lettered ${deadLettered}`,
+        );
       }
       nextSample += SAMPLE_MS;
     }
@@ -90,7 +99,7 @@ async function main(): Promise<void> {
   const firstMinute = samples.filter((sample) => sample.at < 60).map((sample) => sample.mb);
   console.log('');
   console.log(`pump RSS: peak ${peak.toFixed(1)} MB, median of the first minute ${median(firstMinute).toFixed(1)} MB, of the last minute ${median(lastMinute).toFixed(1)} MB`);
-  console.log(`records written ${written}, dead-lettered ${deadLettered} (the rest still waited for their ${60} s of retries)`);
+  console.log(`records written ${written}, dead-lettered ${deadLettered} (the rest still waited for their ${maxRetrySec} s of retries)`);
   console.log(`goal: peak under ${GOAL_MB} MB: ${peak < GOAL_MB ? 'met' : 'NOT met'}`);
 }
 

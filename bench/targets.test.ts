@@ -24,7 +24,7 @@ describe('BENCH_ONLY', () => {
 
   it('names the known ids when given an unknown one', () => {
     expect(() => parseOnly('tollgate-on,tollgate-fast')).toThrow(
-      'BENCH_ONLY: unknown row id(s) tollgate-fast; the ids are backend, bare-get, peer, tollgate-off, tollgate-on, nginx, bare-post, tollgate-payloads, tollgate-packed',
+      'BENCH_ONLY: unknown row id(s) tollgate-fast; the ids are backend, bare-get, peer, tollgate-off, tollgate-on, tollgate-embedded, tollgate-redis, nginx, bare-post, tollgate-payloads, tollgate-packed',
     );
   });
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RedisSource } from '../pump/sources/redis-source.js';
+import { openRedis } from './redis-stream.js';
 import { Spool, spoolPath } from './spool.js';
 import { baseConfig } from '../../test/support/backends.js';
 import { useGatewayFixture } from '../../test/support/fixture.js';
@@ -50,8 +51,8 @@ function steadyLoad(gateway: GatewayProcess, clients = 4): { answered: string[];
 }
 
 /** A pump's reading of the stream, in the test: every record id it took, acknowledging each batch once it has it. */
-function consume(server: RedisServer, stream: string): { ids: string[]; undecodable: number; stop: () => Promise<void> } {
-  const consumer = { ids: [] as string[], undecodable: 0, stop: async () => {} };
+function consume(server: RedisServer, stream: string): { ids: string[]; undecodable: number; paused: boolean; stop: () => Promise<void> } {
+  const consumer = { ids: [] as string[], undecodable: 0, paused: false, stop: async () => {} };
   const source = new RedisSource({
     url: server.url,
     stream,
@@ -64,6 +65,10 @@ function consume(server: RedisServer, stream: string): { ids: string[]; undecoda
   let running = true;
   const loop = (async () => {
     while (running) {
+      if (consumer.paused) {
+        await delay(20);
+        continue;
+      }
       for (const batch of await source.read(16, 100)) {
         consumer.ids.push(...batch.records.map((record) => record.id));
         await source.ack(batch).catch(() => undefined);
@@ -79,12 +84,31 @@ function consume(server: RedisServer, stream: string): { ids: string[]; undecoda
   return consumer;
 }
 
-function spooledBatches(): number {
+function withSpool<T>(use: (spool: Spool) => T): T {
   const spool = new Spool(spoolPath(fixture.workspace.path('spool'), 'test', 'gw'));
   try {
-    return spool.totals().batches;
+    return use(spool);
   } finally {
     spool.close();
+  }
+}
+
+function spooledBatches(): number {
+  return withSpool((spool) => spool.totals().batches);
+}
+
+/** Batches of the local spool not yet added to the stream (by any Redis run). */
+async function unsentBatches(): Promise<number> {
+  return withSpool((spool) => spool.read(0, 100_000).filter((batch) => batch.streamEntry === null).length);
+}
+
+async function streamLength(server: RedisServer, stream: string): Promise<number> {
+  const client = openRedis(server.url, () => undefined);
+  try {
+    await eventually(async () => (client.isReady ? true : undefined), 5_000, 'a connection to Redis');
+    return await client.sendCommand<number>(['XLEN', stream]);
+  } finally {
+    client.destroy();
   }
 }
 
@@ -131,8 +155,12 @@ describe('the redis analytics buffer', () => {
     const gateway = await fixture.start(await redisBufferConfig(redis, stream));
     const consumer = consume(redis, stream);
     const load = steadyLoad(gateway);
-    await delay(1_500);
+    await delay(1_000);
+    // Redis dies holding a backlog: entries no pump has read yet.
+    consumer.paused = true;
+    await delay(500);
     await redis.kill();
+    consumer.paused = false;
     const answeredWhileDown = load.answered.length;
     await delay(1_000);
     expect(load.answered.length).toBeGreaterThan(answeredWhileDown);
@@ -167,5 +195,37 @@ describe('the redis analytics buffer', () => {
     expect(await gateway.stop()).toBe(0);
     expect([...seen].filter(([, times]) => times !== 1)).toEqual([]);
     expect(gateway.stderr).toMatch(/analytics buffer.*Redis 127\.0\.0\.1:\d+: .*(ECONNREFUSED|connect)/);
+  });
+
+  it('ships after a restart what a gateway stopped with Redis down had spooled, and sends nothing twice when it restarts with its batches still unread in Redis', async () => {
+    redis = await RedisServer.reserve();
+    const stream = `tollgate-test-${randomUUID()}`;
+    const config = await redisBufferConfig(redis, stream);
+    const first = await fixture.start(config);
+    const whileDown = steadyLoad(first, 2);
+    await eventually(async () => (whileDown.answered.length >= 60 ? true : undefined), 10_000, '60 answered transactions');
+    await whileDown.stop();
+    expect(await first.stop()).toBe(0);
+    expect(spooledBatches()).toBeGreaterThan(0);
+
+    await redis.start();
+    const consumer = consume(redis, stream);
+    consumer.paused = true;
+    const second = await fixture.start(config);
+    const unread = steadyLoad(second, 2);
+    await delay(500);
+    await unread.stop();
+    // Everything is in the stream, unread: the gateway stops without its acknowledgement.
+    await eventually(async () => ((await streamLength(redis as RedisServer, stream)) > 0 && (await unsentBatches()) === 0 ? true : undefined), 10_000, 'every batch to be in the stream');
+    expect(await second.stop()).toBe(0);
+
+    const third = await fixture.start(config);
+    consumer.paused = false;
+    const answered = [...whileDown.answered, ...unread.answered];
+    const seen = await allArrived(answered, consumer, 20_000);
+    await eventually(async () => (spooledBatches() === 0 ? true : undefined), 10_000, 'the local spool to empty');
+    expect(await third.stop()).toBe(0);
+    expect([...seen].filter(([, times]) => times !== 1)).toEqual([]);
+    expect(seen.size).toBe(answered.length);
   });
 });

@@ -36,7 +36,15 @@ export function openRedis(url: string, onError: (error: Error) => void): RedisCo
     },
   });
   const where = redisAddress(url);
-  client.on('error', (error: Error & { code?: string }) => onError(Object.assign(new Error(`Redis ${where}: ${error.message}`), { code: error.code ?? 'REDIS' })));
+  // While Redis stays away every reconnection attempt fails the same way: said once until it is back.
+  let down: string | null = null;
+  client.on('ready', () => (down = null));
+  client.on('error', (error: Error & { code?: string }) => {
+    const code = error.code ?? 'REDIS';
+    if (down === code) return;
+    down = code;
+    onError(Object.assign(new Error(`Redis ${where}: ${error.message || code}`), { code }));
+  });
   client.connect().catch((error: Error) => onError(new Error(`Redis ${where}: ${error.message}`)));
   return client;
 }

@@ -57,9 +57,7 @@ export class Spool {
         created_at INTEGER NOT NULL,
         records INTEGER NOT NULL,
         bytes INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        stream_entry TEXT,
-        redis_run TEXT
+        data BLOB NOT NULL
       );
       CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), batches INTEGER NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL);
       INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0);
@@ -69,18 +67,27 @@ export class Spool {
       CREATE TRIGGER IF NOT EXISTS batch_removed AFTER DELETE ON batches BEGIN
         UPDATE totals SET batches = batches - 1, records = records - OLD.records, bytes = bytes - OLD.bytes;
       END;
+      -- With the redis buffer: which batch went to the stream as which entry, in which Redis run. A
+      -- table of its own, because updating a row of batches would write its whole blob again.
+      CREATE TABLE IF NOT EXISTS sent (id INTEGER PRIMARY KEY, stream_entry TEXT NOT NULL, redis_run TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS sent_by_run ON sent (redis_run);
+      CREATE TRIGGER IF NOT EXISTS sent_removed AFTER DELETE ON batches BEGIN
+        DELETE FROM sent WHERE id = OLD.id;
+      END;
     `);
     this.#insert = db.prepare('INSERT INTO batches (created_at, records, bytes, data) VALUES (?, ?, ?, ?)');
-    this.#readAfter = db.prepare('SELECT id, created_at, records, data, stream_entry, redis_run FROM batches WHERE id > ? ORDER BY id LIMIT ?');
+    this.#readAfter = db.prepare(
+      'SELECT batches.id, created_at, records, data, sent.stream_entry, sent.redis_run FROM batches LEFT JOIN sent USING (id) WHERE batches.id > ? ORDER BY batches.id LIMIT ?',
+    );
     this.#delete = db.prepare('DELETE FROM batches WHERE id = ?');
     this.#oldest = db.prepare('SELECT id, records, bytes FROM batches ORDER BY id LIMIT ?');
     this.#totals = db.prepare('SELECT batches, records, bytes FROM totals');
-    this.#markSent = db.prepare('UPDATE batches SET stream_entry = ?, redis_run = ? WHERE id = ?');
+    this.#markSent = db.prepare('INSERT OR REPLACE INTO sent (stream_entry, redis_run, id) SELECT ?, ?, id FROM batches WHERE id = ?');
     this.#unsent = db.prepare(
-      'SELECT id, created_at, records, data, stream_entry, redis_run FROM batches WHERE (redis_run IS NULL OR redis_run != ?) AND id > ? ORDER BY id LIMIT ?',
+      'SELECT batches.id, created_at, records, data, sent.stream_entry, sent.redis_run FROM batches LEFT JOIN sent USING (id) WHERE (sent.redis_run IS NULL OR sent.redis_run != ?) AND batches.id > ? ORDER BY batches.id LIMIT ?',
     );
-    this.#sentEntries = db.prepare('SELECT id, stream_entry FROM batches WHERE redis_run = ? ORDER BY id');
-    this.#forgetSent = db.prepare('UPDATE batches SET stream_entry = NULL, redis_run = NULL WHERE redis_run = ?');
+    this.#sentEntries = db.prepare('SELECT id, stream_entry FROM sent WHERE redis_run = ? ORDER BY id');
+    this.#forgetSent = db.prepare('DELETE FROM sent WHERE redis_run = ?');
   }
 
   /** Appends batches in one transaction (one commit, one fsync); returns their ids, in order. */

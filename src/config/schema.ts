@@ -166,7 +166,7 @@ const pumpSchema = z.strictObject({
   /** Batches a sink gave up on, one spool per sink, for `tollgate replay`. */
   deadLetterDirectory: z.string().min(1).default('data/dead-letter'),
   /** Source batches taken at once; bounds the pump's memory whatever the sinks do. */
-  maxBatchesInFlight: positiveInt.default(16),
+  maxBatchesInFlight: positiveInt.default(6),
   sinks: z.array(sinkConfigSchema).default([]),
 });
 

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeadLetterReason, SinkRunnerEvents } from './sink-runner.js';
 
 export interface SinkCounts {
@@ -18,6 +18,12 @@ export interface PumpGauges {
 /** The pump's metrics, in a registry of its own (not prom-client's global one), so several pumps can live in one process (tests). */
 export class PumpMetrics {
   readonly registry = new Registry();
+
+  constructor() {
+    // The process's own figures (memory, event loop lag, GC): a pump's memory must stay bounded whatever its sinks do.
+    collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_pump_' });
+  }
+
   readonly #read = new Counter({ name: 'tollgate_pump_records_read_total', help: 'Records read from the buffer.', registers: [this.registry] });
   readonly #undecodable = new Counter({
     name: 'tollgate_pump_undecodable_batches_total',

@@ -190,7 +190,7 @@ export class SinkRunner {
     this.#lastAttemptAt = Date.now();
     if (!this.#opened && !(await this.#open())) return { ok: false, error: new RetryableError(this.#lastError ?? 'not open'), late: null };
     const write = Promise.resolve().then(() => this.sink.write(records));
-    const outcome = await withTimeout(write, this.options.timeoutMs);
+    const outcome = await withTimeout(write, this.options.timeoutMs, this.#stopSignal);
     if (outcome === TIMED_OUT) {
       return {
         ok: false,
@@ -208,7 +208,7 @@ export class SinkRunner {
   /** One attempt to open the sink; a failure counts like a failed write. */
   async #open(): Promise<boolean> {
     const opening = Promise.resolve().then(() => this.sink.open());
-    const outcome = await withTimeout(opening, this.options.timeoutMs);
+    const outcome = await withTimeout(opening, this.options.timeoutMs, this.#stopSignal);
     if (outcome === undefined) {
       this.#opened = true;
       this.#succeeded();
@@ -302,10 +302,10 @@ export class SinkRunner {
     }
   }
 
-  /** Full jitter, or what the receiver asked for; never past the moment the sink is to give up. */
+  /** Full jitter, or what the receiver asked for; until the sink gives up, never past the moment it is to. */
   #backoffMs(error: Error | null): number {
     const wanted = error instanceof RetryableError && error.retryAfterMs !== null ? error.retryAfterMs : fullJitter(this.#failures);
-    if (this.#failingSince === null) return wanted;
+    if (this.#failingSince === null || this.#state === 'dead-lettering') return wanted;
     return Math.max(0, Math.min(wanted, this.#failingSince + this.#maxRetryMs - Date.now()));
   }
 
@@ -326,12 +326,16 @@ function fullJitter(failures: number): number {
 
 const TIMED_OUT = Symbol('timed out');
 
-/** The promise's value, its error, or TIMED_OUT; the promise itself runs on. */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | Error | typeof TIMED_OUT> {
+/** The promise's value, its error, or TIMED_OUT (after `ms`, or at once when stopped); the promise itself runs on. */
+async function withTimeout<T>(promise: Promise<T>, ms: number, stopped: Promise<void>): Promise<T | Error | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), ms)));
   try {
-    return await Promise.race([promise.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))), timeout]);
+    return await Promise.race([
+      promise.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))),
+      timeout,
+      stopped.then((): typeof TIMED_OUT => TIMED_OUT),
+    ]);
   } finally {
     clearTimeout(timer);
   }

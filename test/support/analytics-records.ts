@@ -75,13 +75,26 @@ export function analyticsRecords(count: number, changes: Partial<AnalyticsRecord
   return Array.from({ length: count }, () => analyticsRecord(changes));
 }
 
-/** Every record in the JSON lines files (`*.jsonl`, current and rolled) of a file sink's directory, in no particular order. */
-export async function recordsInDirectory(directory: string): Promise<AnalyticsRecord[]> {
+/**
+ * Every record in the JSON lines files (`*.jsonl`, current and rolled) of a file sink's directory,
+ * in no particular order. A last line not ended yet (being written) is left out; an ended line
+ * that is not JSON (cut by a crash, then ended when the file was opened again) fails, unless
+ * `torn` takes it.
+ */
+export async function recordsInDirectory(directory: string, torn?: (line: string) => void): Promise<AnalyticsRecord[]> {
   const names = await readdir(directory).catch(() => []);
   const records: AnalyticsRecord[] = [];
   for (const name of names.filter((file) => file.endsWith('.jsonl'))) {
-    const text = await readFile(join(directory, name), 'utf8');
-    for (const line of text.split('\n')) if (line !== '') records.push(JSON.parse(line) as AnalyticsRecord);
+    const lines = (await readFile(join(directory, name), 'utf8')).split('\n');
+    lines.pop();
+    for (const line of lines) {
+      try {
+        records.push(JSON.parse(line) as AnalyticsRecord);
+      } catch (error) {
+        if (torn === undefined) throw new Error(`${name}: a line is not JSON (${(error as Error).message}): ${line.slice(0, 80)}...`);
+        torn(line);
+      }
+    }
   }
   return records;
 }

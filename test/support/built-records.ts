@@ -9,6 +9,8 @@ import { Transaction } from '../../src/recording/transaction.js';
 export interface RecordShape {
   /** Header blocks recorded on every leg (the `headers` recording level): about 1 KB per record with them. */
   headers?: boolean;
+  /** False: the gateway answered itself (no back-end leg), a record of about 1 KB as MessagePack. */
+  upstream?: boolean;
   status?: number;
   apiId?: string;
   /** Seconds the record is kept (`analytics.expireAfterSec`). */
@@ -72,6 +74,8 @@ function transactionFor(i: number, shape: RecordShape): Transaction {
     recvHeader: { startLine: `${transaction.method} ${uri} HTTP/1.1`, fields: ['Host', transaction.host, 'X-Api-Key', `key-${i % 3}`, 'Accept', 'application/json'] },
     sentHeader: { startLine: `HTTP/1.1 ${status} ${transaction.statusText}`, fields: ['Content-Type', 'application/json', 'Content-Length', String(512 + (i % 100))] },
   });
+  transaction.endMono = transaction.startMono + 4 + (i % 10);
+  if (shape.upstream === false) return transaction;
   const upstream = transaction.addUpstreamLeg();
   Object.assign(upstream, {
     method: transaction.method,
@@ -90,6 +94,5 @@ function transactionFor(i: number, shape: RecordShape): Transaction {
     recvHeader: { startLine: `HTTP/1.1 ${status} ${transaction.statusText}`, fields: ['Content-Type', 'application/json'] },
     sentHeader: { startLine: `${transaction.method} /items/${1000 + i} HTTP/1.1`, fields: ['Host', 'orders.internal'] },
   });
-  transaction.endMono = transaction.startMono + 4 + (i % 10);
   return transaction;
 }

@@ -225,6 +225,7 @@ describe('aggregates in the postgres sink', () => {
     await sink.open();
     const records = knownRecords(6000, 1);
     for (const batch of batchesOf(records, 1000)) expect(await sink.write(batch)).toEqual([]);
+    await sink.flushAggregates();
     await expectAggregatesOf(db, `aggregates_${tables}`, records, 'minute');
     const types = await db.query(`SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'aggregates_${tables}'`);
     expect(Object.fromEntries(types.rows.map((row) => [row.column_name, row.data_type]))).toMatchObject({
@@ -248,12 +249,14 @@ describe('aggregates in the postgres sink', () => {
     const records = knownRecords(5000, 2);
     const [early, late] = [records.slice(0, 4000), records.slice(4000)];
     for (const batch of batchesOf(early, 1000)) expect(await sink.write(batch)).toEqual([]);
+    await sink.flushAggregates();
     expect(await sink.rollUp()).toBeGreaterThan(0);
     const table = `aggregates_${tables}`;
     await expectAggregatesOf(db, table, early, 'hour');
     await expectAggregatesOf(db, table, early, 'day');
     // Records arriving after the roll-up land in rolled-up hours: those are recomputed, not added to twice.
     expect(await sink.write(late)).toEqual([]);
+    await sink.flushAggregates();
     await sink.rollUp();
     await sink.rollUp();
     for (const size of ['minute', 'hour', 'day'] as const) await expectAggregatesOf(db, table, records, size);
@@ -266,10 +269,12 @@ describe('aggregates in the postgres sink', () => {
     await sink.open();
     const records = knownRecords(3000, 3);
     expect(await sink.write(records)).toEqual([]);
+    await sink.flushAggregates();
     const table = `aggregates_${tables}`;
     const once = await snapshot(db, table);
     expect(await sink.write(records)).toEqual([]);
     await Promise.all([sink.write(records.slice(0, 1800)), sink.write(records.slice(900)), sink.write(records.slice(2500))]);
+    expect(await sink.flushAggregates()).toBe(0);
     expect(await snapshot(db, table)).toEqual(once);
     await expectAggregatesOf(db, table, records, 'minute');
   });
@@ -280,6 +285,7 @@ describe('aggregates in the postgres sink', () => {
     const clean = newSink(url);
     await clean.open();
     for (const batch of batchesOf(records, 1000)) expect(await clean.write(batch)).toEqual([]);
+    await clean.flushAggregates();
     await clean.rollUp();
     const cleanTable = `aggregates_${tables}`;
 
@@ -298,50 +304,65 @@ describe('aggregates in the postgres sink', () => {
         for (const batch of [...batches].reverse()) await writeUntilIn(second, batch.slice(100), retried);
       })(),
       (async () => {
-        for (let i = 0; i < 5; i++) await first.rollUp();
+        for (let i = 0; i < 5; i++) {
+          await second.aggregatePending();
+          await first.rollUp();
+        }
       })(),
     ]);
+    await Promise.all([first.flushAggregates(), second.flushAggregates()]);
     await Promise.all([first.rollUp(), second.rollUp()]);
     await first.rollUp();
     expect(await snapshot(db, `aggregates_${tableNumber}`)).toEqual(await snapshot(db, cleanTable));
     for (const size of ['minute', 'hour', 'day'] as const) await expectAggregatesOf(db, `aggregates_${tableNumber}`, records, size);
   });
 
-  it('rolls back the aggregates of a transaction killed between its insert and its commit, and the retry ends as a clean run', async () => {
+  it('loses nothing and counts nothing twice when transactions are killed between their insert and their commit', async () => {
     const { url, db } = await newDatabase();
     const records = knownRecords(3000, 5);
     const clean = newSink(url);
     await clean.open();
     for (const batch of batchesOf(records, 1000)) expect(await clean.write(batch)).toEqual([]);
+    await clean.flushAggregates();
     const cleanTable = `aggregates_${tables}`;
 
     const sink = newSink(url);
     await sink.open();
     const table = `aggregates_${tables}`;
     expect(await sink.write(records.slice(0, 1000))).toEqual([]);
-    // Another session holds the bucket rows: the sink's transactions insert their records, then wait before merging.
     const holder = new pg.Client({ connectionString: url });
     await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query(`SELECT 1 FROM ${table} WHERE dimension = 'total' FOR UPDATE`);
+    /** Holds `locked` so that the sink's transactions stop right before they touch it, kills them there, and lets go. */
+    const killWaitingOn = async (locked: string): Promise<void> => {
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE ${locked} IN SHARE MODE`);
+      const waiting = await eventually(async () => {
+        const found = await db.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tollgate pump postgres' AND wait_event_type = 'Lock'",
+        );
+        return found.rows.length > 0 ? found.rows.map((row) => row.pid) : undefined;
+      }, `the sink waiting on ${locked}`);
+      for (const pid of waiting) await db.query('SELECT pg_terminate_backend($1)', [pid]);
+      await holder.query('ROLLBACK');
+    };
+
+    // Records copied in, their pending rows not yet: the transaction dies, both go.
     const retried: Error[] = [];
     const writing = writeUntilIn(sink, records.slice(1000), retried);
-    const waiting = await eventually(async () => {
-      const found = await db.query<{ pid: number }>(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tollgate pump postgres' AND wait_event_type = 'Lock'",
-      );
-      return found.rows.length > 0 ? found.rows.map((row) => row.pid) : undefined;
-    }, 'the sink waiting on the held rows');
-    const inserted = await db.query(`SELECT count(*)::int AS n FROM records_${tables}`);
-    // The waiting transactions' rows are not visible, but their inserts ran: they hold the ids.
-    expect(inserted.rows[0].n).toBe(1000);
-    for (const pid of waiting) await db.query('SELECT pg_terminate_backend($1)', [pid]);
-    await holder.query('ROLLBACK');
-    await holder.end();
+    await killWaitingOn(`${table}_pending`);
     await writing;
     expect(retried.length).toBeGreaterThan(0);
     expect(retried.every((error) => error instanceof RetryableError)).toBe(true);
     expect((await db.query(`SELECT count(*)::int AS n FROM records_${tables}`)).rows[0].n).toBe(records.length);
+
+    // Pending rows taken, the aggregates not yet written: the pass dies, the rows stay pending.
+    const aggregating = sink.flushAggregates();
+    await killWaitingOn(table);
+    await expect(aggregating).rejects.toBeInstanceOf(Error);
+    expect((await db.query(`SELECT count(*)::int AS n FROM ${table}_pending`)).rows[0].n).toBeGreaterThan(0);
+    await sink.flushAggregates();
+    await holder.end();
+    expect((await db.query(`SELECT count(*)::int AS n FROM ${table}_pending`)).rows[0].n).toBe(0);
     expect(await snapshot(db, table)).toEqual(await snapshot(db, cleanTable));
   });
 
@@ -355,11 +376,14 @@ describe('aggregates in the postgres sink', () => {
     const old = knownRecords(200, 7).map((record) => ({ ...record, timestamp: now - 40 * 86_400_000 }));
     expect(await sink.write([...recent, ...old])).toEqual([]);
     await eventually(async () => {
-      const left = await db.query(`SELECT bucket_size, min(bucket) AS oldest FROM ${table} GROUP BY bucket_size ORDER BY bucket_size`);
+      const left = await db.query(
+        `SELECT bucket_size, min(bucket) AS oldest, bool_or(pending) AS pending, (SELECT count(*) FROM ${table}_pending)::int AS unaggregated FROM ${table} GROUP BY bucket_size ORDER BY bucket_size`,
+      );
       const sizes = left.rows.map((row) => row.bucket_size);
       const oldest = Math.min(...left.rows.map((row) => (row.oldest as Date).getTime()));
-      return sizes.join() === 'day,hour,minute' && oldest >= bucketStart(now - 31 * 86_400_000, 'day') ? true : undefined;
-    }, 'the scheduled roll-up and retention');
+      const settled = left.rows.every((row) => row.bucket_size === 'day' || !row.pending) && left.rows[0]?.unaggregated === 0;
+      return sizes.join() === 'day,hour,minute' && oldest >= bucketStart(now - 31 * 86_400_000, 'day') && settled ? true : undefined;
+    }, 'the scheduled aggregation, roll-up and retention');
     await expectAggregatesOf(db, table, recent, 'hour');
     expect(await sink.expireAggregates(now + 40 * 86_400_000)).toBeGreaterThan(0);
     expect((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n).toBe(0);
@@ -381,6 +405,7 @@ describe('aggregates in the postgres sink', () => {
     await Promise.all([tracked.open(), all.open()]);
     expect(await tracked.write(records)).toEqual([]);
     expect(await all.write(records)).toEqual([]);
+    await Promise.all([tracked.flushAggregates(), all.flushAggregates()]);
     const hits = async (table: string): Promise<number> =>
       (await db.query(`SELECT coalesce(sum(hits), 0)::int AS n FROM ${table} WHERE dimension = 'api+normalisedPath'`)).rows[0].n;
     expect(await hits(`aggregates_${tables - 1}`)).toBe(records.filter((record) => record.trackedEndpoint !== null).length);

@@ -3,27 +3,28 @@ import type { AggregatedRecord } from '../aggregates/aggregate.js';
 import { aggregateFromRow, AGGREGATE_COLUMNS, rowValues } from '../aggregates/aggregate-row.js';
 import { type AggregateKey, bucketEnd, bucketStart, type BucketSize, type Dimension, keyText, ROLL_UPS } from '../aggregates/aggregate-keys.js';
 import { AggregateSet } from '../aggregates/aggregate-set.js';
+import { columnsNamed } from './postgres-rows.js';
 import type { Migration } from './postgres-schema.js';
 
 /**
- * What the records insert hands to the aggregation: the record fields aggregates count, as the
- * records table holds them, in the pending table's column order.
+ * What a records insert hands to the aggregation: the record columns aggregates count, as the
+ * records table has them.
  */
-const PENDING_FIELDS = [
-  ['time', 'timestamptz NOT NULL'],
-  ['api_id', 'text'],
-  ['normalised_path', 'text'],
-  ['tracked_endpoint', 'text'],
-  ['status', 'smallint'],
-  ['api_key_hash', 'text'],
-  ['api_key_alias', 'text'],
-  ['latency_total', 'double precision'],
-  ['latency_upstream', 'double precision'],
-  ['bytes_in', 'bigint'],
-  ['bytes_out', 'bigint'],
-  ['tags', 'jsonb'],
-] as const;
-const PENDING_COLUMNS = PENDING_FIELDS.map(([name]) => name).join(', ');
+export const PENDING_ROW_COLUMNS = columnsNamed([
+  'time',
+  'api_id',
+  'normalised_path',
+  'tracked_endpoint',
+  'status',
+  'api_key_hash',
+  'api_key_alias',
+  'latency_total',
+  'latency_upstream',
+  'bytes_in',
+  'bytes_out',
+  'tags',
+]);
+export const PENDING_COLUMNS = PENDING_ROW_COLUMNS.map((column) => column.name).join(', ');
 
 /** The table of records inserted but not yet aggregated, beside the aggregates table. */
 export const pendingTable = (table: string): string => `${table}_pending`;
@@ -35,7 +36,7 @@ export const pendingTable = (table: string): string => `${table}_pending`;
  */
 export const AGGREGATE_MIGRATIONS: readonly Migration[] = [
   (table) => `
-    CREATE TABLE ${pendingTable(table)} (${PENDING_FIELDS.map(([name, type]) => `${name} ${type}`).join(', ')});
+    CREATE TABLE ${pendingTable(table)} (${PENDING_ROW_COLUMNS.map((column) => `${column.name} ${column.type}`).join(', ')});
     CREATE TABLE ${table} (
       bucket timestamptz NOT NULL, bucket_size text NOT NULL, dimension text NOT NULL, value text NOT NULL,
       alias text,

@@ -1,22 +1,17 @@
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 
-/**
- * One column of the records table: its type in the table, its type in the per-connection staging
- * table that COPY fills (cheap for PostgreSQL to parse), the expression that turns one into the
- * other, and the record's value as COPY text.
- */
-interface Column {
+/** One column of the records table: its type, and the record's value in COPY's text format (before escaping). */
+export interface Column {
   name: string;
   type: string;
-  staged: string;
-  /** SQL reading the staged column; defaults to the column itself. */
-  from?: string;
   value: (record: AnalyticsRecord) => string | number | boolean | null;
-  /** A JSON value: stringified. */
-  json?: boolean;
 }
 
-const epochMs = (column: string): string => `to_timestamp(${column} / 1000.0)`;
+/** Epoch ms as a timestamptz PostgreSQL reads in COPY; a time JavaScript cannot represent stays as it is and is refused. */
+function timestamp(ms: number): string | number {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? ms : date.toISOString();
+}
 
 /**
  * The table's columns, in order: typed ones for what people filter and group on, JSON for the
@@ -25,40 +20,42 @@ const epochMs = (column: string): string => `to_timestamp(${column} / 1000.0)`;
  * column. Only the key and the times are NOT NULL: `dropFields` may leave any other field out.
  */
 export const COLUMNS: readonly Column[] = [
-  { name: 'id', type: 'text NOT NULL', staged: 'text', value: (r) => r.id },
-  { name: 'time', type: 'timestamptz NOT NULL', staged: 'bigint', from: epochMs('time'), value: (r) => r.timestamp },
-  { name: 'expire_at', type: 'timestamptz NOT NULL', staged: 'bigint', from: epochMs('expire_at'), value: (r) => r.expireAt },
-  { name: 'api_id', type: 'text', staged: 'text', value: (r) => r.apiId },
-  { name: 'method', type: 'text', staged: 'text', value: (r) => r.method },
-  { name: 'status', type: 'smallint', staged: 'smallint', value: (r) => r.status },
-  { name: 'normalised_path', type: 'text', staged: 'text', value: (r) => r.normalisedPath },
-  { name: 'client_addr', type: 'text', staged: 'text', value: (r) => r.clientAddr },
-  { name: 'api_key_hash', type: 'text', staged: 'text', value: (r) => r.apiKeyHash },
-  { name: 'api_key_alias', type: 'text', staged: 'text', value: (r) => r.apiKeyAlias },
-  { name: 'latency_total', type: 'double precision', staged: 'double precision', value: (r) => r.latencyTotal },
-  { name: 'latency_upstream', type: 'double precision', staged: 'double precision', value: (r) => r.latencyUpstream },
-  { name: 'latency_gateway', type: 'double precision', staged: 'double precision', value: (r) => r.latencyGateway },
-  { name: 'bytes_in', type: 'bigint', staged: 'bigint', value: (r) => r.bytesIn },
-  { name: 'bytes_out', type: 'bigint', staged: 'bigint', value: (r) => r.bytesOut },
-  { name: 'outcome', type: 'text', staged: 'text', value: (r) => r.outcome },
-  { name: 'failure_reason', type: 'text', staged: 'text', value: (r) => r.failureReason },
-  { name: 'failure_message', type: 'text', staged: 'text', value: (r) => r.failureMessage },
-  { name: 'api_name', type: 'text', staged: 'text', value: (r) => r.apiName },
-  { name: 'api_version', type: 'text', staged: 'text', value: (r) => r.apiVersion },
-  { name: 'org_id', type: 'text', staged: 'text', value: (r) => r.orgId },
-  { name: 'listen_path', type: 'text', staged: 'text', value: (r) => r.listenPath },
-  { name: 'tracked_endpoint', type: 'text', staged: 'text', value: (r) => r.trackedEndpoint },
-  { name: 'host', type: 'text', staged: 'text', value: (r) => r.host },
-  { name: 'uri', type: 'text', staged: 'text', value: (r) => r.uri },
-  { name: 'path', type: 'text', staged: 'text', value: (r) => r.path },
-  { name: 'protocol', type: 'text', staged: 'text', value: (r) => r.protocol },
-  { name: 'user_agent', type: 'text', staged: 'text', value: (r) => r.userAgent },
-  { name: 'upgraded', type: 'boolean', staged: 'boolean', value: (r) => r.upgraded },
-  { name: 'instance', type: 'text', staged: 'text', value: (r) => r.instance },
-  { name: 'version', type: 'smallint', staged: 'smallint', value: (r) => r.version },
-  { name: 'tags', type: 'jsonb', staged: 'text', from: 'tags::jsonb', json: true, value: (r) => JSON.stringify(r.tags) },
-  { name: 'legs', type: 'jsonb', staged: 'text', from: 'legs::jsonb', json: true, value: (r) => JSON.stringify(r.legs) },
-  { name: 'extra', type: 'jsonb', staged: 'text', from: 'extra::jsonb', json: true, value: (r) => extraFields(r) },
+  { name: 'id', type: 'text NOT NULL', value: (r) => r.id },
+  { name: 'time', type: 'timestamptz NOT NULL', value: (r) => timestamp(r.timestamp) },
+  { name: 'expire_at', type: 'timestamptz NOT NULL', value: (r) => timestamp(r.expireAt) },
+  { name: 'api_id', type: 'text', value: (r) => r.apiId },
+  { name: 'method', type: 'text', value: (r) => r.method },
+  { name: 'status', type: 'smallint', value: (r) => r.status },
+  { name: 'normalised_path', type: 'text', value: (r) => r.normalisedPath },
+  { name: 'client_addr', type: 'text', value: (r) => r.clientAddr },
+  { name: 'api_key_hash', type: 'text', value: (r) => r.apiKeyHash },
+  { name: 'api_key_alias', type: 'text', value: (r) => r.apiKeyAlias },
+  { name: 'latency_total', type: 'double precision', value: (r) => r.latencyTotal },
+  { name: 'latency_upstream', type: 'double precision', value: (r) => r.latencyUpstream },
+  { name: 'latency_gateway', type: 'double precision', value: (r) => r.latencyGateway },
+  { name: 'bytes_in', type: 'bigint', value: (r) => r.bytesIn },
+  { name: 'bytes_out', type: 'bigint', value: (r) => r.bytesOut },
+  { name: 'outcome', type: 'text', value: (r) => r.outcome },
+  { name: 'failure_reason', type: 'text', value: (r) => r.failureReason },
+  { name: 'failure_message', type: 'text', value: (r) => r.failureMessage },
+  { name: 'api_name', type: 'text', value: (r) => r.apiName },
+  { name: 'api_version', type: 'text', value: (r) => r.apiVersion },
+  { name: 'org_id', type: 'text', value: (r) => r.orgId },
+  { name: 'listen_path', type: 'text', value: (r) => r.listenPath },
+  { name: 'tracked_endpoint', type: 'text', value: (r) => r.trackedEndpoint },
+  { name: 'host', type: 'text', value: (r) => r.host },
+  { name: 'uri', type: 'text', value: (r) => r.uri },
+  { name: 'path', type: 'text', value: (r) => r.path },
+  { name: 'protocol', type: 'text', value: (r) => r.protocol },
+  { name: 'user_agent', type: 'text', value: (r) => r.userAgent },
+  { name: 'upgraded', type: 'boolean', value: (r) => r.upgraded },
+  { name: 'instance', type: 'text', value: (r) => r.instance },
+  { name: 'version', type: 'smallint', value: (r) => r.version },
+  { name: 'tags', type: 'jsonb', value: (r) => JSON.stringify(r.tags) },
+  // Most of a record's bytes. `json` keeps the text as written, checked but not converted: half the
+  // server's work per row of `jsonb` (measured), and legs are read by transaction rather than searched.
+  { name: 'legs', type: 'json', value: (r) => JSON.stringify(r.legs) },
+  { name: 'extra', type: 'jsonb', value: (r) => extraFields(r) },
 ];
 
 /** Record fields that have a column, or need none (`year`..`hour`). */
@@ -95,16 +92,16 @@ function copyText(value: string | number | boolean | null): string {
  * nor a JSON string in jsonb), so a NUL anywhere in the record is written as the six characters
  * `\u0000`: the row keeps everything else, and the place of the NUL stays visible.
  */
-export function copyLine(record: AnalyticsRecord): string {
-  const line = lineOf(record);
-  return line.includes('\0') || line.includes('\\u0000') ? lineOf(withoutNul(record)) : line;
+export function copyLine(record: AnalyticsRecord, columns: readonly Column[] = COLUMNS): string {
+  const line = lineOf(record, columns);
+  return line.includes('\0') || line.includes('\\u0000') ? lineOf(withoutNul(record), columns) : line;
 }
 
-function lineOf(record: AnalyticsRecord): string {
+function lineOf(record: AnalyticsRecord, columns: readonly Column[]): string {
   let line = '';
-  for (let i = 0; i < COLUMNS.length; i++) {
+  for (let i = 0; i < columns.length; i++) {
     if (i > 0) line += '\t';
-    line += copyText((COLUMNS[i] as Column).value(record));
+    line += copyText((columns[i] as Column).value(record));
   }
   return `${line}\n`;
 }
@@ -118,14 +115,15 @@ function withoutNul<T>(value: T): T {
   return value;
 }
 
-/** `"name"` of each column, comma separated. */
+/** The columns of these names, in the table's order. */
+export function columnsNamed(names: readonly string[]): readonly Column[] {
+  const unknown = names.filter((name) => !COLUMNS.some((column) => column.name === name));
+  if (unknown.length > 0) throw new Error(`no such column in the records table: ${unknown.join(', ')}`);
+  return COLUMNS.filter((column) => names.includes(column.name));
+}
+
+/** The column names, comma separated. */
 export const COLUMN_LIST = COLUMNS.map((column) => column.name).join(', ');
-
-/** The staging table's columns and types. */
-export const STAGED_COLUMNS = COLUMNS.map((column) => `${column.name} ${column.staged}`).join(', ');
-
-/** The SELECT list turning staged columns into the table's. */
-export const STAGED_TO_TABLE = COLUMNS.map((column) => column.from ?? column.name).join(', ');
 
 /** The table's columns and types (for CREATE TABLE). */
 export const TABLE_COLUMNS = COLUMNS.map((column) => `${column.name} ${column.type}`).join(', ');

@@ -28,6 +28,9 @@ export const RECORD_MIGRATIONS: readonly Migration[] = [
   `,
 ];
 
+/** The records table's current version. */
+export const SCHEMA_VERSION = RECORD_MIGRATIONS.length;
+
 /**
  * Brings each table to its current version, in one transaction. Pumps starting together serialise
  * on an advisory lock held for the transaction, so each migration runs once; a table newer than

@@ -1,47 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { builtRecords } from '../../../test/support/built-records.js';
+import { POSTGRES, useTestDatabases } from '../../../test/support/postgres.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RetryableError } from '../sink.js';
 import { PostgresSink, type PostgresSinkOptions } from './postgres.js';
 import { sinkConfigSchema } from './registry.js';
+import { describeSinkContract } from './sink-suite.js';
 
-const SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
-const ADMIN_URL = `postgres://${SERVER.user}@${SERVER.host}:${SERVER.port}/test`;
-const urlOf = (database: string, port = SERVER.port): string => `postgres://${SERVER.user}@${SERVER.host}:${port}/${database}`;
+const urlOf = (database: string, port = POSTGRES.port): string => `postgres://${POSTGRES.user}@${POSTGRES.host}:${port}/${database}`;
 
-let admin: pg.Client;
-const databases: string[] = [];
+const databases = useTestDatabases();
 let database = '';
 let db: pg.Client;
 let sinks: PostgresSink[] = [];
 let proxies: TcpProxy[] = [];
 let tables = 0;
 
-/** A database of this run's own, dropped at the end. */
-async function newDatabase(): Promise<string> {
-  const name = `tollgate_test_${randomBytes(6).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  databases.push(name);
-  return name;
-}
-
 beforeAll(async () => {
-  admin = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 5_000 });
-  await admin.connect().catch((error: Error) => {
-    throw new Error(`these tests need PostgreSQL at ${SERVER.host}:${SERVER.port} (user ${SERVER.user}, database test, trust auth): ${error.message}`);
-  });
-  database = await newDatabase();
-  db = new pg.Client({ connectionString: urlOf(database) });
-  await db.connect();
-});
-
-afterAll(async () => {
-  await db?.end();
-  for (const name of databases) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin?.end();
+  ({ name: database, client: db } = await databases.create());
 });
 
 afterEach(async () => {
@@ -51,9 +29,15 @@ afterEach(async () => {
   proxies = [];
 });
 
+async function startProxy(): Promise<TcpProxy> {
+  const proxy = await TcpProxy.start(POSTGRES.host, POSTGRES.port);
+  proxies.push(proxy);
+  return proxy;
+}
+
 function newSink(options: Partial<PostgresSinkOptions> = {}, notes: string[] = []): PostgresSink {
   const sink = new PostgresSink(
-    { url: urlOf(database), table: `records_${++tables}`, connections: 3, timeoutMs: 5_000, expireIntervalSec: 60, expireChunkRows: 10_000, trackAllPaths: false, aggregatesRetentionDays: 90, aggregatesIntervalSec: 60, ...options },
+    { url: urlOf(database), table: `records_${++tables}`, connections: 3, timeoutMs: 5_000, expireIntervalSec: 60, expireChunkRows: 10_000, ...options },
     { name: 'postgres', notify: (message) => void notes.push(message) },
   );
   sinks.push(sink);
@@ -114,7 +98,7 @@ describe('the postgres sink', () => {
       status: 'smallint',
       latency_total: 'double precision',
       bytes_in: 'bigint',
-      legs: 'jsonb',
+      legs: 'json',
       tags: 'jsonb',
     });
 
@@ -169,10 +153,11 @@ describe('the postgres sink', () => {
     expect(byId.get(withNewField.id)).toMatchObject({ extra: { region: 'eu-west' } });
   });
 
-  it('keeps each id once when the same batch is written twice, one after the other and at once', async () => {
+  it('keeps each id once when a batch is written again, whole or in part, one after the other and at once', async () => {
     const sink = newSink();
     await sink.open();
     const records = builtRecords(1500);
+    expect(await sink.write(records.slice(0, 900))).toEqual([]);
     expect(await sink.write(records)).toEqual([]);
     expect(await sink.write(records)).toEqual([]);
     await Promise.all([sink.write(records.slice(0, 900)), sink.write(records.slice(400))]);
@@ -182,8 +167,7 @@ describe('the postgres sink', () => {
   });
 
   it('fails retryably while PostgreSQL is cut off mid-write, then writes each record exactly once once it is back', async () => {
-    const proxy = await TcpProxy.start(SERVER.host, SERVER.port);
-    proxies.push(proxy);
+    const proxy = await startProxy();
     const sink = newSink({ url: urlOf(database, proxy.port), timeoutMs: 3_000 });
     await sink.open();
     const table = `records_${tables}`;
@@ -207,8 +191,7 @@ describe('the postgres sink', () => {
   });
 
   it('fails retryably at open while PostgreSQL is unreachable, and opens once it is back', async () => {
-    const proxy = await TcpProxy.start(SERVER.host, SERVER.port);
-    proxies.push(proxy);
+    const proxy = await startProxy();
     await proxy.cutOff();
     const sink = newSink({ url: urlOf(database, proxy.port), timeoutMs: 2_000 });
     await expect(sink.open()).rejects.toBeInstanceOf(RetryableError);
@@ -218,20 +201,14 @@ describe('the postgres sink', () => {
   });
 
   it('makes the schema once when several pumps open at once against an empty database', async () => {
-    const empty = await newDatabase();
+    const empty = await databases.create();
     const notes: string[] = [];
-    const many = Array.from({ length: 6 }, () => newSink({ url: urlOf(empty), table: 'tollgate_records' }, notes));
+    const many = Array.from({ length: 6 }, () => newSink({ url: empty.url, table: 'tollgate_records' }, notes));
     await Promise.all(many.map((sink) => sink.open()));
     expect(notes.filter((note) => note.includes('migrated from schema version 0 to 1'))).toHaveLength(1);
     await Promise.all(many.map((sink, i) => sink.write(builtRecords(10 + i))));
-    const check = new pg.Client({ connectionString: urlOf(empty) });
-    await check.connect();
-    try {
-      expect((await check.query('SELECT table_name, version FROM tollgate_schema_versions')).rows).toEqual([{ table_name: 'tollgate_records', version: 1 }]);
-      expect((await check.query('SELECT count(*)::int AS n FROM tollgate_records')).rows[0].n).toBe(10 + 11 + 12 + 13 + 14 + 15);
-    } finally {
-      await check.end();
-    }
+    expect((await empty.client.query('SELECT table_name, version FROM tollgate_schema_versions')).rows).toEqual([{ table_name: 'tollgate_records', version: 1 }]);
+    expect((await empty.client.query('SELECT count(*)::int AS n FROM tollgate_records')).rows[0].n).toBe(10 + 11 + 12 + 13 + 14 + 15);
   });
 
   it('makes a table dropped behind its back again', async () => {
@@ -306,4 +283,24 @@ describe('the postgres sink', () => {
       'table: expected a lower-case SQL name: a letter or "_", then letters, digits or "_" (at most 50)',
     ]);
   });
+});
+
+let contractProxy: TcpProxy;
+let contractTable = '';
+beforeAll(async () => {
+  contractProxy = await TcpProxy.start(POSTGRES.host, POSTGRES.port);
+});
+afterAll(async () => {
+  await contractProxy.close();
+});
+
+describeSinkContract({
+  name: 'postgres',
+  config: () => {
+    contractTable = `contract_${++tables}`;
+    return { type: 'postgres', url: urlOf(database, contractProxy.port), table: contractTable };
+  },
+  readBack: async (ids) => (await db.query<{ id: string }>(`SELECT id FROM ${contractTable} WHERE id = ANY($1)`, [ids])).rows.map((row) => row.id),
+  outage: { cut: () => contractProxy.cutOff(), restore: () => contractProxy.restore() },
+  rejectable: () => ({ ...(builtRecords(1)[0] as AnalyticsRecord), status: 70_000 }),
 });

@@ -6,10 +6,10 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
-import { ROLL_UPS } from '../aggregates/aggregate-keys.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
-import { COLUMN_LIST, copyLine, STAGED_COLUMNS, STAGED_TO_TABLE } from './postgres-rows.js';
-import { PostgresAggregates } from './postgres-aggregates.js';
+import { ROLL_UPS } from '../aggregates/aggregate-keys.js';
+import { PENDING_COLUMNS, PENDING_ROW_COLUMNS, pendingTable, PostgresAggregates } from './postgres-aggregates.js';
+import { COLUMN_LIST, copyLine } from './postgres-rows.js';
 import { migrate, RECORD_MIGRATIONS } from './postgres-schema.js';
 
 export interface PostgresSinkOptions {
@@ -23,11 +23,14 @@ export interface PostgresSinkOptions {
   /** When set, aggregates of the records written go to this table too. */
   aggregatesTable?: string | undefined;
   /** Aggregate every normalised path, not only tracked endpoints. */
-  trackAllPaths: boolean;
-  aggregatesRetentionDays: number;
+  trackAllPaths?: boolean;
+  aggregatesRetentionDays?: number;
   /** How often hours and days are rolled up and aggregates past their retention deleted. */
-  aggregatesIntervalSec: number;
+  aggregatesIntervalSec?: number;
 }
+
+/** The aggregate options' defaults, for the configuration and for a sink made without them. */
+export const AGGREGATE_DEFAULTS = { trackAllPaths: false, aggregatesRetentionDays: 90, aggregatesIntervalSec: 60 } as const;
 
 /** A batch is cut into chunks of at least this many records, one per connection, written at once. */
 const MIN_CHUNK = 100;
@@ -41,16 +44,19 @@ const PENDING_PAGE_ROWS = 10_000;
 /** Changed aggregate rows one roll-up transaction takes. */
 const ROLL_UP_PAGE_ROWS = 500;
 
-/** The per-connection table COPY fills; emptied at each commit. */
+/** The per-connection table COPY fills when some rows may be there already; emptied at each commit. */
 const STAGED_TABLE = 'tollgate_staged';
 
 /**
- * One row per transaction in a PostgreSQL table, written idempotently: COPY into a temporary
- * table, then `INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`, so a batch written again (a
- * retry after an outage, a pump restarted before its acknowledgement) adds nothing. The table is
- * made and migrated at open; rows past their `expireAt` are deleted on a schedule. With
- * `aggregatesTable`, the same transaction merges the records it inserted into per-minute
- * aggregates (`postgres-aggregates.ts`); hours and days are rolled up on a schedule.
+ * One row per transaction in a PostgreSQL table, written idempotently. A chunk is first COPied
+ * straight into the table, in one transaction: the cheapest form, and it either adds every row or
+ * none. If a row with one of its ids is there already (a retry after an outage, a pump restarted
+ * before its acknowledgement), the chunk is written again through a temporary table, `INSERT ...
+ * SELECT ... ON CONFLICT DO NOTHING`, which adds only what is missing. The table is made and
+ * migrated at open; rows past their `expireAt` are deleted on a schedule. With `aggregatesTable`,
+ * the transaction that adds rows also leaves what aggregates need of them in a pending table,
+ * which a background pass merges into per-minute aggregates (`postgres-aggregates.ts`); hours and
+ * days are rolled up on a schedule.
  */
 export class PostgresSink implements Sink {
   #pool: pg.Pool | null = null;
@@ -69,12 +75,15 @@ export class PostgresSink implements Sink {
   #aggregatingPending: Promise<void> = Promise.resolve();
   #lastPendingPass = 0;
 
+  readonly options: PostgresSinkOptions & Required<Omit<PostgresSinkOptions, 'aggregatesTable'>>;
+
   constructor(
-    readonly options: PostgresSinkOptions,
+    options: PostgresSinkOptions,
     readonly context: SinkContext,
   ) {
-    this.#aggregates = options.aggregatesTable ? new PostgresAggregates(options.aggregatesTable, options.trackAllPaths) : null;
-    const insert = `INSERT INTO ${options.table} (${COLUMN_LIST}) SELECT ${STAGED_TO_TABLE} FROM ${STAGED_TABLE} ON CONFLICT (id) DO NOTHING`;
+    this.options = { ...AGGREGATE_DEFAULTS, ...options };
+    this.#aggregates = options.aggregatesTable ? new PostgresAggregates(options.aggregatesTable, this.options.trackAllPaths) : null;
+    const insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT DO NOTHING`;
     this.#insert = this.#aggregates ? this.#aggregates.insertKeepingPending(insert) : insert;
   }
 
@@ -169,14 +178,12 @@ export class PostgresSink implements Sink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
-    if (this.#aggregatesTimer) clearTimeout(this.#aggregatesTimer);
+    for (const timer of [this.#expiryTimer, this.#aggregatesTimer, this.#pendingTimer]) if (timer) clearTimeout(timer);
     this.#expiryTimer = null;
     this.#aggregatesTimer = null;
+    this.#pendingTimer = null;
     await this.#expiring;
     await this.#aggregating;
-    if (this.#pendingTimer) clearTimeout(this.#pendingTimer);
-    this.#pendingTimer = null;
     await this.#aggregatingPending;
     const pool = this.#pool;
     this.#pool = null;
@@ -234,29 +241,54 @@ export class PostgresSink implements Sink {
     }
   }
 
-  /** Writes a chunk; records PostgreSQL refuses (bad data) are found by halving and returned, the rest written. */
-  async #writeChunk(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
+  /**
+   * Writes a chunk: straight, else (some ids are there) through the temporary table. Records
+   * PostgreSQL refuses (bad data) are found by halving and returned; the others are written.
+   */
+  async #writeChunk(client: pg.PoolClient, records: readonly AnalyticsRecord[], staged = false): Promise<RejectedRecord[]> {
     try {
-      await this.#copyAndInsert(client, records);
+      if (staged) await this.#copyAndInsert(client, records);
+      else if (this.#aggregates) await this.#copyKeepingPending(client, records);
+      else await this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records);
       return [];
     } catch (error) {
+      if (!staged && sqlState(error) === UNIQUE_VIOLATION) return this.#writeChunk(client, records, true);
       if (!isDataError(error)) throw error;
       if (records.length === 1) return [{ record: records[0] as AnalyticsRecord, reason: `PostgreSQL refused the record: ${(error as Error).message}` }];
       const half = Math.ceil(records.length / 2);
-      return [...(await this.#writeChunk(client, records.slice(0, half))), ...(await this.#writeChunk(client, records.slice(half)))];
+      return [...(await this.#writeChunk(client, records.slice(0, half), staged)), ...(await this.#writeChunk(client, records.slice(half), staged))];
+    }
+  }
+
+  /** COPY in a statement of its own: its own transaction unless one is open. */
+  async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[], columns?: Parameters<typeof copyLine>[1]): Promise<void> {
+    let text = '';
+    for (const record of records) text += copyLine(record, columns);
+    await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(statement)));
+  }
+
+  /** COPY straight into the table and, in the same transaction, what aggregates need into the pending table: every row went in, or none. */
+  async #copyKeepingPending(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<void> {
+    const pending = pendingTable((this.#aggregates as PostgresAggregates).table);
+    await client.query('BEGIN');
+    try {
+      await this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records);
+      await this.#copy(client, `COPY ${pending} (${PENDING_COLUMNS}) FROM STDIN`, records, PENDING_ROW_COLUMNS);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
   }
 
   async #copyAndInsert(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<void> {
     if (!this.#staged.has(client)) {
-      await client.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGED_TABLE} (${STAGED_COLUMNS}) ON COMMIT DELETE ROWS`);
+      await client.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGED_TABLE} (LIKE ${this.options.table}) ON COMMIT DELETE ROWS`);
       this.#staged.add(client);
     }
-    let text = '';
-    for (const record of records) text += copyLine(record);
     await client.query('BEGIN');
     try {
-      await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(`COPY ${STAGED_TABLE} (${COLUMN_LIST}) FROM STDIN`)));
+      await this.#copy(client, `COPY ${STAGED_TABLE} (${COLUMN_LIST}) FROM STDIN`, records);
       // One round trip: the insert and the commit go as one simple query.
       await client.query(`${this.#insert}; COMMIT`);
     } catch (error) {
@@ -344,6 +376,8 @@ export class PostgresSink implements Sink {
   }
 }
 
+const UNIQUE_VIOLATION = '23505';
+
 function sqlState(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
@@ -373,9 +407,9 @@ export const postgresSink = defineSink({
     expireIntervalSec: seconds.default(60),
     expireChunkRows: positiveInt.default(10_000),
     aggregatesTable: tableName.optional(),
-    trackAllPaths: z.boolean().default(false),
-    aggregatesRetentionDays: positiveInt.default(90),
-    aggregatesIntervalSec: seconds.default(60),
+    trackAllPaths: z.boolean().default(AGGREGATE_DEFAULTS.trackAllPaths),
+    aggregatesRetentionDays: positiveInt.default(AGGREGATE_DEFAULTS.aggregatesRetentionDays),
+    aggregatesIntervalSec: seconds.default(AGGREGATE_DEFAULTS.aggregatesIntervalSec),
   },
   create: (options, context) => new PostgresSink(options, context),
 });

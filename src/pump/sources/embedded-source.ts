@@ -10,6 +10,8 @@ import type { BatchSource, SourceBatch } from '../source.js';
 const RESCAN_MS = 1_000;
 /** How often each spool's write-ahead log is checkpointed, so it cannot grow while gateways write. */
 const CHECKPOINT_MS = 10_000;
+/** A batch that cannot be set aside is reported at most this often. */
+const REPORT_EVERY_MS = 10_000;
 /** Between two looks for new batches when there were none. */
 const POLL_MS = 25;
 
@@ -45,6 +47,10 @@ export class EmbeddedSource implements BatchSource {
   #nextScan = 0;
   #nextCheckpoint = Date.now() + CHECKPOINT_MS;
   #closed = false;
+  /** Acknowledgements waiting for this turn of the event loop to end: deleted in one commit per spool (a commit waits for the disk). */
+  readonly #acks = new Map<OpenSpool, { ids: number[]; done: (() => void)[]; failed: ((error: Error) => void)[] }>();
+  #ackScheduled = false;
+  #setAsideFailedAt = 0;
 
   constructor(readonly options: EmbeddedSourceOptions) {}
 
@@ -58,9 +64,35 @@ export class EmbeddedSource implements BatchSource {
     }
   }
 
-  async ack(batch: SourceBatch): Promise<void> {
+  ack(batch: SourceBatch): Promise<void> {
     const { spool, id } = batch as EmbeddedBatch;
-    spool.spool.delete([id]);
+    return new Promise((resolve, reject) => {
+      let pending = this.#acks.get(spool);
+      if (pending === undefined) {
+        pending = { ids: [], done: [], failed: [] };
+        this.#acks.set(spool, pending);
+      }
+      pending.ids.push(id);
+      pending.done.push(resolve);
+      pending.failed.push(reject);
+      if (!this.#ackScheduled) {
+        this.#ackScheduled = true;
+        setImmediate(() => this.#deleteAcknowledged());
+      }
+    });
+  }
+
+  #deleteAcknowledged(): void {
+    this.#ackScheduled = false;
+    for (const [open, { ids, done, failed }] of this.#acks) {
+      this.#acks.delete(open);
+      try {
+        open.spool.delete(ids);
+        for (const resolve of done) resolve();
+      } catch (error) {
+        for (const reject of failed) reject(error as Error);
+      }
+    }
   }
 
   async depth(): Promise<{ batches: number; records: number; oldestAgeMs: number }> {
@@ -78,6 +110,7 @@ export class EmbeddedSource implements BatchSource {
   }
 
   async close(): Promise<void> {
+    this.#deleteAcknowledged();
     this.#closed = true;
     for (const { spool } of this.#spools.values()) spool.close();
     this.#spools.clear();
@@ -128,18 +161,37 @@ export class EmbeddedSource implements BatchSource {
     for (const open of spools) {
       if (taken.length >= max) break;
       for (const row of open.spool.read(open.lastId, Math.min(share, max - taken.length))) {
-        open.lastId = row.id;
         const key = `${open.name}#${row.id}`;
+        let records;
         try {
-          taken.push({ key, records: decodeBatch(row.data), spool: open, id: row.id });
+          records = decodeBatch(row.data);
         } catch (error) {
-          this.options.undecodable.putEncoded(row.data, row.records);
-          open.spool.delete([row.id]);
-          this.options.onUndecodable();
-          this.options.notify(`${key}: cannot be decoded (${(error as Error).message}); moved to ${this.options.undecodable.path}`);
+          if (!this.#setAside(open, row.id, row.data, row.records, `${key}: cannot be decoded (${(error as Error).message})`)) break;
+          open.lastId = row.id;
+          continue;
         }
+        open.lastId = row.id;
+        taken.push({ key, records, spool: open, id: row.id });
       }
     }
     return taken;
+  }
+
+  /** Moves a batch that cannot be decoded to the dead letter; false when that failed (it is tried again on the next read). */
+  #setAside(open: OpenSpool, id: number, data: Buffer, records: number, problem: string): boolean {
+    try {
+      this.options.undecodable.putEncoded(data, records);
+      open.spool.delete([id]);
+    } catch (error) {
+      const now = Date.now();
+      if (now - this.#setAsideFailedAt >= REPORT_EVERY_MS) {
+        this.#setAsideFailedAt = now;
+        this.options.notify(`${problem}; it stays in the spool, which is read no further for now: cannot move it to ${this.options.undecodable.path}: ${(error as Error).message}`);
+      }
+      return false;
+    }
+    this.options.onUndecodable();
+    this.options.notify(`${problem}; moved to ${this.options.undecodable.path}`);
+    return true;
   }
 }

@@ -17,6 +17,8 @@ export interface RedisSourceOptions {
   /** Entries another consumer took and left unacknowledged this long are claimed (`pump.claimIdleMs`). */
   claimIdleMs: number;
   undecodable: UndecodableKeeper;
+  /** Counts what went to the undecodable dead letter. */
+  onUndecodable?: () => void;
   onError: (error: Error) => void;
 }
 
@@ -24,6 +26,8 @@ type RawEntry = [Buffer, Buffer[] | null];
 
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5_000;
+const READY_POLL_MS = 20;
+const COMMANDS_WAIT_MS = 5_000;
 
 /**
  * The Redis stream as a batch source: this pump is one consumer of the group. At start it takes
@@ -63,10 +67,7 @@ export class RedisSource implements BatchSource {
   async read(max: number, waitMs: number): Promise<SourceBatch[]> {
     if (this.#closed) return [];
     try {
-      if (!this.#reader.isReady) {
-        await delay(Math.min(waitMs, RETRY_MAX_MS));
-        return [];
-      }
+      if (!(await this.#readyWithin(waitMs))) return [];
       if (!this.#groupReady) {
         await ensureGroup(this.#reader, this.#options.stream, this.#options.group);
         this.#groupReady = true;
@@ -85,6 +86,20 @@ export class RedisSource implements BatchSource {
       await delay(Math.min(RETRY_FIRST_MS * 2 ** this.#failures++, RETRY_MAX_MS));
       return [];
     }
+  }
+
+  /** Waits a little for the connection acknowledgements use (it may be reconnecting); fails, saying so, when Redis stays away. */
+  async #commandsReady(): Promise<void> {
+    const deadline = Date.now() + COMMANDS_WAIT_MS;
+    while (!this.#commands.isReady && !this.#closed && Date.now() < deadline) await delay(READY_POLL_MS);
+    if (!this.#commands.isReady) throw new Error(`Redis stream ${this.#options.stream}: Redis is not reachable (waited ${COMMANDS_WAIT_MS / 1000} s)`);
+  }
+
+  /** Whether the reading connection is (or becomes, within `ms`) ready: while Redis is away, a read waits and finds nothing. */
+  async #readyWithin(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!this.#reader.isReady && !this.#closed && Date.now() < deadline) await delay(Math.min(READY_POLL_MS, deadline - Date.now()));
+    return this.#reader.isReady && !this.#closed;
   }
 
   async #take(max: number, waitMs: number): Promise<SourceBatch[]> {
@@ -136,6 +151,7 @@ export class RedisSource implements BatchSource {
         this.#batchesSeen++;
       } catch (error) {
         const kept = this.#options.undecodable.putEncoded(data ?? Buffer.alloc(0), declared);
+        this.#options.onUndecodable?.();
         this.#options.onError(
           Object.assign(new Error(`Redis stream ${this.#options.stream}: entry ${key} (${declared} record(s)) could not be decoded (${(error as Error).message}); kept as dead letter batch ${kept}`), {
             code: 'REDIS_UNDECODABLE',
@@ -148,12 +164,17 @@ export class RedisSource implements BatchSource {
   }
 
   async ack(batch: SourceBatch): Promise<void> {
-    await this.#remove(batch.key);
-    this.#held.delete(batch.key);
+    try {
+      await this.#remove(batch.key);
+    } finally {
+      // Not acknowledged: no longer kept fresh either, so it is claimed again once idle (and delivered again).
+      this.#held.delete(batch.key);
+    }
   }
 
   async #remove(key: string): Promise<void> {
     const { stream, group } = this.#options;
+    await this.#commandsReady();
     const transaction = this.#commands.multi();
     transaction.addCommand(['XACK', stream, group, key]);
     transaction.addCommand(['XDEL', stream, key]);
@@ -170,6 +191,7 @@ export class RedisSource implements BatchSource {
 
   async depth(): Promise<{ batches: number; records: number; oldestAgeMs: number }> {
     const { stream } = this.#options;
+    await this.#commandsReady();
     const [batches, oldest] = await Promise.all([
       this.#commands.sendCommand<number>(['XLEN', stream]),
       this.#commands.sendCommand<RawEntry[]>(['XRANGE', stream, '-', '+', 'COUNT', '1'], BINARY),
@@ -181,6 +203,7 @@ export class RedisSource implements BatchSource {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     this.#reader.destroy();
     this.#commands.destroy();
