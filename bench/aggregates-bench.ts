@@ -1,8 +1,10 @@
 /**
  * The cost of aggregation in the postgres sink: records/s one sink writes into PostgreSQL with and
  * without `aggregatesTable`, in interleaved rounds of the same run (each round on fresh tables),
- * batches as the pump gives them. Records are spread over a few minutes, APIs, keys, statuses and
- * tags, as traffic makes them. Prints each round and the medians.
+ * batches as the pump gives them, timed until the last record is aggregated. Records are spread
+ * over a few minutes, APIs, keys, statuses and tags, as traffic makes them. Beside records/s, the
+ * CPU each record cost this process and the sink's PostgreSQL backends: on a busy machine the
+ * steadier figure. Prints each round and the medians.
  *
  * Environment: AGGREGATES_BENCH_RECORDS (100000 per round), AGGREGATES_BENCH_ROUNDS (3),
  * AGGREGATES_BENCH_BATCH (1000), AGGREGATES_BENCH_CONNECTIONS (3),
@@ -14,6 +16,7 @@ import type { AnalyticsRecord } from '../src/analytics/analytics-record.js';
 import { newCorrelationId } from '../src/recording/correlation-id.js';
 import { PostgresSink } from '../src/pump/sinks/postgres.js';
 import { builtRecords } from '../test/support/built-records.js';
+import { pidCpuSeconds } from './cpu.js';
 import { positiveIntFromEnv } from './env.js';
 import { median } from './summary.js';
 
@@ -49,7 +52,20 @@ function recordsForRound(): AnalyticsRecord[] {
 }
 
 let tables = 0;
-async function round(aggregates: boolean): Promise<number> {
+interface Round {
+  perSecond: number;
+  /** CPU µs per record: this process, and the sink's PostgreSQL backends. */
+  pumpMicros: number;
+  serverMicros: number;
+}
+
+/** The backends of this bench's connections (all closed after each round). */
+async function backendPids(): Promise<number[]> {
+  const found = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'tollgate pump bench' AND datname = $1", [database]);
+  return found.rows.map((row) => row.pid);
+}
+
+async function round(aggregates: boolean): Promise<Round> {
   const n = ++tables;
   const sink = new PostgresSink(
     {
@@ -68,6 +84,9 @@ async function round(aggregates: boolean): Promise<number> {
   );
   await sink.open();
   const records = recordsForRound();
+  const pidsBefore = await backendPids();
+  const serverBefore = pidCpuSeconds(pidsBefore);
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   for (let start = 0; start < records.length; start += BATCH) {
     const rejected = await sink.write(records.slice(start, start + BATCH));
@@ -76,29 +95,36 @@ async function round(aggregates: boolean): Promise<number> {
   // Counted until the last record is aggregated, not only inserted.
   await sink.flushAggregates();
   const perSecond = records.length / ((performance.now() - started) / 1000);
+  const cpu = process.cpuUsage(cpuBefore);
+  // Backends opened during the round count from zero.
+  const server = pidCpuSeconds(await backendPids()) - serverBefore;
   await sink.close();
-  return perSecond;
+  return { perSecond, pumpMicros: (cpu.user + cpu.system) / records.length, serverMicros: (server * 1e6) / records.length };
 }
 
-const results: Record<'plain' | 'aggregates', number[]> = { plain: [], aggregates: [] };
+const results: Record<'plain' | 'aggregates', Round[]> = { plain: [], aggregates: [] };
 try {
   for (let i = 0; i < ROUNDS; i++) {
     // Alternate which goes first, so neither always meets a warmer server.
     const order = i % 2 === 0 ? (['plain', 'aggregates'] as const) : (['aggregates', 'plain'] as const);
     for (const kind of order) {
-      const perSecond = await round(kind === 'aggregates');
-      results[kind].push(perSecond);
-      console.log(`round ${i + 1} ${kind}: ${Math.round(perSecond)} records/s`);
+      const result = await round(kind === 'aggregates');
+      results[kind].push(result);
+      console.log(
+        `round ${i + 1} ${kind}: ${Math.round(result.perSecond)} records/s, CPU per record ${result.pumpMicros.toFixed(1)} µs pump + ${result.serverMicros.toFixed(1)} µs PostgreSQL`,
+      );
     }
   }
 } finally {
   await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   await admin.end();
 }
-const plain = median(results.plain);
-const withAggregates = median(results.aggregates);
-const cost = (1 - withAggregates / plain) * 100;
+const medianOf = (kind: 'plain' | 'aggregates', figure: (round: Round) => number): number => median(results[kind].map(figure));
+const plain = medianOf('plain', (r) => r.perSecond);
+const withAggregates = medianOf('aggregates', (r) => r.perSecond);
+const cpuOf = (kind: 'plain' | 'aggregates'): number => medianOf(kind, (r) => r.pumpMicros + r.serverMicros);
 console.log(
   `records into PostgreSQL (${RECORDS} per round, batches of ${BATCH}, ${CONNECTIONS} connections, median of ${ROUNDS}): ` +
-    `${Math.round(plain)}/s plain, ${Math.round(withAggregates)}/s with aggregatesTable; aggregation costs ${cost.toFixed(1)}% (goal: <= 15%)`,
+    `${Math.round(plain)}/s plain, ${Math.round(withAggregates)}/s with aggregatesTable: aggregation costs ${((1 - withAggregates / plain) * 100).toFixed(1)}% of throughput (goal: <= 15%); ` +
+    `CPU per record ${cpuOf('plain').toFixed(1)} µs plain, ${cpuOf('aggregates').toFixed(1)} µs with aggregates (+${((cpuOf('aggregates') / cpuOf('plain') - 1) * 100).toFixed(1)}%)`,
 );

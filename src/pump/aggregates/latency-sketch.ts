@@ -1,4 +1,5 @@
 import { DDSketch } from '@datadog/sketches-js';
+import { decodeSketch, type DecodedStore, encodeSketch } from './sketch-codec.js';
 
 /** Every sketch Tollgate keeps has this relative accuracy: only sketches of the same accuracy merge. */
 export const SKETCH_RELATIVE_ACCURACY = 0.01;
@@ -44,18 +45,30 @@ export function latencyQuantile(stats: LatencyStats, q: number): number | null {
 }
 
 export function sketchBytes(sketch: DDSketch): Buffer {
-  const bytes = sketch.toProto();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return encodeSketch(sketch);
 }
 
-/** A sketch read back from `sketchBytes`; one of another accuracy is refused, as it could not merge. */
+/** A sketch read back from `sketchBytes` (or any DDSketch's protobuf message); one of another accuracy is refused, as it could not merge. */
 export function sketchFromBytes(bytes: Uint8Array): DDSketch {
-  const decoded = DDSketch.fromProto(bytes);
-  const reference = new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
-  if (!reference.mergeable(decoded)) {
-    throw new Error(`a stored latency sketch has relative accuracy ${decoded.mapping.relativeAccuracy}, not ${SKETCH_RELATIVE_ACCURACY}: it cannot be merged`);
+  const decoded = decodeSketch(bytes);
+  const sketch = new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
+  // Sketches of the same accuracy written elsewhere may differ from this gamma in the last bits.
+  if (Math.abs(decoded.gamma - sketch.mapping.gamma) > 1e-12 || decoded.indexOffset !== 0 || decoded.interpolation !== 0) {
+    throw new Error(
+      `a stored latency sketch has gamma ${decoded.gamma} (index offset ${decoded.indexOffset}, interpolation ${decoded.interpolation}), not the logarithmic mapping of relative accuracy ${SKETCH_RELATIVE_ACCURACY}: it cannot be merged`,
+    );
   }
-  // Merging into a sketch of Tollgate's own makes it a DDSketch again (fromProto gives the base class).
-  reference.merge(decoded);
-  return reference;
+  sketch.count = fill(sketch.store, decoded.positive) + fill(sketch.negativeStore, decoded.negative) + decoded.zeroCount;
+  sketch.zeroCount = decoded.zeroCount;
+  return sketch;
+}
+
+function fill(store: DDSketch['store'], bins: DecodedStore): number {
+  let total = 0;
+  bins.counts.forEach((count, i) => {
+    if (count <= 0) return;
+    store.add(bins.offset + i, count);
+    total += count;
+  });
+  return total;
 }
