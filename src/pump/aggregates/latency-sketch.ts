@@ -63,12 +63,20 @@ export function sketchFromBytes(bytes: Uint8Array): DDSketch {
   return sketch;
 }
 
+/** Lays the bins into an empty store as it keeps them (adding them one by one regrows its array again and again). */
 function fill(store: DDSketch['store'], bins: DecodedStore): number {
+  let first = 0;
+  let last = bins.counts.length - 1;
+  while (first <= last && !((bins.counts[first] as number) > 0)) first++;
+  while (last >= first && !((bins.counts[last] as number) > 0)) last--;
+  if (first > last) return 0;
   let total = 0;
-  bins.counts.forEach((count, i) => {
-    if (count <= 0) return;
-    store.add(bins.offset + i, count);
-    total += count;
-  });
+  const counts = bins.counts.slice(first, last + 1).map((count) => (count > 0 ? count : 0));
+  for (const count of counts) total += count;
+  store.bins = counts;
+  store.offset = bins.offset + first;
+  store.minKey = store.offset;
+  store.maxKey = store.offset + counts.length - 1;
+  store.count = total;
   return total;
 }
