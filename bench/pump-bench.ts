@@ -3,10 +3,11 @@
  * a file: a spool is filled with records as the gateway writes them (batches of 500), then the
  * pump is started on it and timed from the first batch that leaves the spool to the empty spool
  * (its start-up is not counted). Rounds interleave the targets; medians are printed, with the CPU
- * each record cost the pump and PostgreSQL.
+ * each record cost the pump and PostgreSQL. `postgres-aggregates` is `postgres` with
+ * `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
- * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,file), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
  * PUMP_BENCH_SHAPE: `answered` (default: the gateway answered, one leg, about 1 KB as MessagePack) or
  * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
  */
@@ -31,7 +32,8 @@ const RECORDS = positiveIntFromEnv('PUMP_BENCH_RECORDS', 200_000);
 const ROUNDS = positiveIntFromEnv('PUMP_BENCH_ROUNDS', 3);
 const SINK_BATCH = positiveIntFromEnv('PUMP_BENCH_SINK_BATCH', 1000);
 const CONNECTIONS = positiveIntFromEnv('PUMP_BENCH_CONNECTIONS', 3);
-const TARGETS = (process.env.PUMP_BENCH_TARGETS ?? 'postgres,file').split(',').filter(Boolean);
+const TARGETS = (process.env.PUMP_BENCH_TARGETS ?? 'postgres,postgres-aggregates,file').split(',').filter(Boolean);
+const USES_POSTGRES = TARGETS.some((target) => target.startsWith('postgres'));
 const ADMIN_URL = process.env.PUMP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SHAPE = process.env.PUMP_BENCH_SHAPE ?? 'answered';
 if (SHAPE !== 'answered' && SHAPE !== 'proxied') throw new Error(`PUMP_BENCH_SHAPE: expected answered or proxied, found ${SHAPE}`);
@@ -45,7 +47,7 @@ const jsonBytes = Buffer.byteLength(template.map((record) => JSON.stringify(reco
 
 const admin = new pg.Client({ connectionString: ADMIN_URL });
 const database = `tollgate_bench_${randomBytes(4).toString('hex')}`;
-if (TARGETS.includes('postgres')) {
+if (USES_POSTGRES) {
   await admin.connect().catch((error: Error) => {
     throw new Error(`the postgres target needs PostgreSQL at ${ADMIN_URL}: ${error.message}`);
   });
@@ -70,15 +72,20 @@ function filledSpool(path: string): Spool {
   return spool;
 }
 
+const tableFor = (target: string, round: number): string => (target === 'postgres' ? `bench_${round}` : `bench_${target.replaceAll('-', '_')}_${round}`);
+
 /** The pump's configuration for one round: the spool directory as its buffer, one sink. */
 function configFor(target: string, round: number, directory: string): string {
+  const postgres = { type: 'postgres', url: databaseUrl(), table: tableFor(target, round), connections: CONNECTIONS, batchSize: SINK_BATCH };
   const sink =
     target === 'postgres'
-      ? { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
-      : target === 'file'
+      ? postgres
+      : target === 'postgres-aggregates'
+        ? { ...postgres, aggregatesTable: `bench_aggregates_${round}` }
+        : target === 'file'
         ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
         : null;
-  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres or file, found ${target}`);
+  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, postgres-aggregates or file, found ${target}`);
   const config = {
     analytics: { buffer: { type: 'embedded', directory: join(directory, 'spool') } },
     pump: { deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
@@ -95,8 +102,11 @@ interface Drain {
   serverCpuSeconds: number | undefined;
 }
 
-/** Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the empty spool. */
-async function drain(configFile: string, spool: Spool): Promise<Drain> {
+/**
+ * Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the
+ * empty spool, and then until `settled` (when given) says the pump's work is done.
+ */
+async function drain(configFile: string, spool: Spool, settled?: () => Promise<boolean>): Promise<Drain> {
   // Its own process group, so that its CPU is read apart from everything else.
   const pump = spawn(process.execPath, [BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let output = '';
@@ -120,6 +130,11 @@ async function drain(configFile: string, spool: Spool): Promise<Drain> {
     // PostgreSQL's processes on this host: their CPU per record, beside the pump's.
     const [pumpBefore, serverBefore] = [pumpCpu(), commandCpuSeconds('postgres')];
     await waitFor((records) => records === 0, 'before emptying the spool');
+    while (settled && !(await settled())) {
+      if (pump.exitCode !== null) throw new Error(`the pump exited (${pump.exitCode}) before settling:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`the pump took more than 10 minutes to settle:\n${output}`);
+      await sleep(5);
+    }
     const seconds = (performance.now() - started) / 1000;
     const [pumpAfter, serverAfter] = [pumpCpu(), commandCpuSeconds('postgres')];
     return {
@@ -144,6 +159,19 @@ async function rowsIn(table: string): Promise<number> {
   }
 }
 
+/** Whether every record written with aggregates was aggregated: its pending table is empty and the minutes count them all. */
+async function aggregated(client: pg.Client, round: number): Promise<boolean> {
+  const table = `bench_aggregates_${round}`;
+  try {
+    const found = await client.query<{ pending: number | null; hits: number | null }>(
+      `SELECT (SELECT count(*)::int FROM ${table}_pending) AS pending, (SELECT sum(hits)::int FROM ${table} WHERE dimension = 'total' AND bucket_size = 'minute') AS hits`,
+    );
+    return found.rows[0]?.pending === 0 && found.rows[0]?.hits === RECORDS;
+  } catch {
+    return false; // The pump has not made the table yet.
+  }
+}
+
 console.log(
   `pump bench: ${RECORDS} ${SHAPE} records of ${Math.round(recordBytes)} B MessagePack (${Math.round(jsonBytes)} B as JSON), spooled in batches of ${SPOOL_BATCH}; ` +
     `sink batches of ${SINK_BATCH}; postgres on ${CONNECTIONS} connections; ${ROUNDS} interleaved rounds; one tollgate pump process`,
@@ -156,12 +184,14 @@ try {
       const directory = join(scratch, `${target}-${round}`);
       mkdirSync(join(directory, 'spool'), { recursive: true });
       const spool = filledSpool(spoolPath(join(directory, 'spool'), 'bench', 'instance-1'));
-      const result = await drain(configFor(target, round, directory), spool);
+      const checker = target === 'postgres-aggregates' ? new pg.Client({ connectionString: databaseUrl() }) : null;
+      await checker?.connect();
+      const result = await drain(configFor(target, round, directory), spool, checker ? () => aggregated(checker, round) : undefined).finally(() => checker?.end());
       spool.close();
-      if (target === 'postgres' && (await rowsIn(`bench_${round}`)) !== RECORDS) throw new Error('postgres: not every record is in the table');
+      if (target.startsWith('postgres') && (await rowsIn(tableFor(target, round))) !== RECORDS) throw new Error(`${target}: not every record is in the table`);
       const rate = result.records / result.seconds;
       const pumpMicros = (result.pumpCpuSeconds * 1e6) / result.records;
-      const serverMicros = target === 'postgres' && result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
+      const serverMicros = target.startsWith('postgres') && result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
       rates.get(target)?.push(rate);
       micros.get(target)?.push([pumpMicros, serverMicros ?? 0]);
       console.log(
@@ -176,11 +206,16 @@ try {
     const server = median(cpu.map(([, serverMicros]) => serverMicros));
     console.log(
       `median ${target}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in the pump` +
-        (target === 'postgres' ? `, ${server.toFixed(1)} us in PostgreSQL (every session's: other users of the server count too)` : ''),
+        (target.startsWith('postgres') ? `, ${server.toFixed(1)} us in PostgreSQL (every session's: other users of the server count too)` : ''),
     );
   }
+  const [plain, aggregating] = [rates.get('postgres'), rates.get('postgres-aggregates')];
+  if (plain?.length && aggregating?.length) {
+    const cost = (1 - median(aggregating) / median(plain)) * 100;
+    console.log(`aggregation costs ${cost.toFixed(1)}% of the pump's PostgreSQL throughput (goal: <= 15%)`);
+  }
 } finally {
-  if (TARGETS.includes('postgres')) {
+  if (USES_POSTGRES) {
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await admin.end();
   }
