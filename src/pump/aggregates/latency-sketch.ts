@@ -31,23 +31,6 @@ export function acceptLatency(stats: LatencyStats, ms: number): void {
   stats.sketch.accept(value);
 }
 
-/**
- * What turns a latency into its sketch key, `ceil(ln(ms) * multiplier)`: the sketch's logarithmic
- * mapping, for a store that counts bins itself (it may land a value on a bin boundary one bin over,
- * which stays within the accuracy).
- */
-export function sketchKeyMultiplier(): number {
-  const mapping = new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }).mapping as unknown as { _multiplier: number; _offset: number };
-  return mapping._multiplier / Math.LN2;
-}
-
-/** Adds `count` latencies of sketch key `key` (null: zero) to the sketch; the sum, min and max are the caller's. */
-export function acceptBin(stats: LatencyStats, key: number | null, count: number): void {
-  if (key === null) stats.sketch.zeroCount += count;
-  else stats.sketch.store.add(key, count);
-  stats.sketch.count += count;
-}
-
 export function mergeLatency(into: LatencyStats, from: LatencyStats): void {
   into.sumMicros += from.sumMicros;
   if (from.min !== null) into.min = into.min === null ? from.min : Math.min(into.min, from.min);

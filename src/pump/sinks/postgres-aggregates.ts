@@ -1,9 +1,9 @@
 import type pg from 'pg';
+import type { AggregatedRecord } from '../aggregates/aggregate.js';
 import { aggregateFromRow, AGGREGATE_COLUMNS, rowValues } from '../aggregates/aggregate-row.js';
 import { type AggregateKey, bucketEnd, bucketStart, type BucketSize, type Dimension, keyText, ROLL_UPS } from '../aggregates/aggregate-keys.js';
 import { AggregateSet } from '../aggregates/aggregate-set.js';
 import { columnsNamed } from './postgres-rows.js';
-import { takePending } from './postgres-pending.js';
 import type { Migration } from './postgres-schema.js';
 
 /**
@@ -81,6 +81,45 @@ const VALUES_FROM = `unnest(${KEY_ARRAYS}, ${AGGREGATE_COLUMNS.map((column, i) =
 /** Which bucket sizes are rolled up into a larger one: their rows are marked pending when they change. */
 const ROLLED_UP = new Set<BucketSize>(ROLL_UPS.map((rollUp) => rollUp.from));
 
+/** The pending columns as read back: times and byte counts as numbers (cheaper to read than Date and bigint text). */
+const PENDING_READ = PENDING_ROW_COLUMNS.map(({ name }) => {
+  if (name === 'time') return '(extract(epoch FROM time) * 1000)::float8 AS time';
+  if (name === 'bytes_in' || name === 'bytes_out') return `${name}::float8 AS ${name}`;
+  return name;
+}).join(', ');
+
+interface PendingRow {
+  time: number;
+  api_id: string | null;
+  normalised_path: string | null;
+  tracked_endpoint: string | null;
+  status: number | null;
+  api_key_hash: string | null;
+  api_key_alias: string | null;
+  latency_total: number | null;
+  latency_upstream: number | null;
+  bytes_in: number | null;
+  bytes_out: number | null;
+  tags: string[] | null;
+}
+
+function aggregatedRecord(row: PendingRow): AggregatedRecord {
+  return {
+    timestamp: row.time,
+    apiId: row.api_id,
+    normalisedPath: row.normalised_path ?? '',
+    trackedEndpoint: row.tracked_endpoint,
+    status: row.status ?? 0,
+    apiKeyHash: row.api_key_hash,
+    apiKeyAlias: row.api_key_alias,
+    latencyTotal: row.latency_total ?? 0,
+    latencyUpstream: row.latency_upstream ?? 0,
+    bytesIn: row.bytes_in ?? 0,
+    bytesOut: row.bytes_out ?? 0,
+    tags: row.tags ?? [],
+  };
+}
+
 interface KeyRow {
   bucket: Date;
   bucket_size: BucketSize;
@@ -154,10 +193,17 @@ export class PostgresAggregates {
     try {
       // One pump at a time merges into the minutes, so what it read stays true until it writes.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tollgate aggregation ${this.table}`]);
-      const { taken, deltas } = await takePending(client, pending, maxRows, this.trackAllPaths);
-      if (taken > 0) await this.#merge(client, deltas);
+      const taken = await client.query<PendingRow>(
+        `DELETE FROM ${pending} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${pending} LIMIT $1)) RETURNING ${PENDING_READ}`,
+        [maxRows],
+      );
+      if (taken.rows.length > 0) {
+        const deltas = new AggregateSet();
+        for (const row of taken.rows) deltas.addRecord(aggregatedRecord(row), this.trackAllPaths);
+        await this.#merge(client, deltas);
+      }
       await client.query('COMMIT');
-      return taken;
+      return taken.rows.length;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
