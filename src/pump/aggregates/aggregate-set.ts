@@ -1,4 +1,4 @@
-import { addRecord, type Aggregate, type AggregatedRecord, emptyAggregate, mergeAggregate } from './aggregate.js';
+import { addRecord, type Aggregate, type AggregatedRecord, recordPoint, emptyAggregate, mergeAggregate } from './aggregate.js';
 import { type AggregateKey, bucketStart, type BucketSize, dimensionsOf, keyText } from './aggregate-keys.js';
 
 /**
@@ -15,9 +15,10 @@ export class AggregateSet {
   /** Counts the record in its minute, once per dimension value. */
   addRecord(record: AggregatedRecord, trackAllPaths: boolean): void {
     const bucket = bucketStart(record.timestamp, 'minute');
+    const point = recordPoint(record);
     for (const { dimension, value } of dimensionsOf(record, trackAllPaths)) {
       const aggregate = this.#at({ bucket, size: 'minute', dimension, value });
-      addRecord(aggregate, record, dimension === 'apiKey' ? (record.apiKeyAlias ?? null) : null);
+      addRecord(aggregate, record, dimension === 'apiKey' ? (record.apiKeyAlias ?? null) : null, point);
     }
   }
 

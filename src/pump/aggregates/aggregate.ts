@@ -1,5 +1,5 @@
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
-import { acceptLatency, emptyLatency, type LatencyStats, mergeLatency } from './latency-sketch.js';
+import { acceptLatency, emptyLatency, type LatencyPoint, latencyPoint, type LatencyStats, mergeLatency } from './latency-sketch.js';
 
 /** The fields of a record that aggregates count: what a store keeps of it until it is aggregated. */
 export type AggregatedRecord = Pick<
@@ -55,15 +55,25 @@ export function emptyAggregate(): Aggregate {
   };
 }
 
+/** What a record adds to each of its aggregates, worked out once. */
+export interface RecordPoint {
+  code: string;
+  latency: LatencyPoint;
+  upstream: LatencyPoint;
+}
+
+export function recordPoint(record: AggregatedRecord): RecordPoint {
+  return { code: String(record.status), latency: latencyPoint(record.latencyTotal), upstream: latencyPoint(record.latencyUpstream) };
+}
+
 /** Counts one record in the aggregate; `alias` only for the `apiKey` dimension. */
-export function addRecord(aggregate: Aggregate, record: AggregatedRecord, alias: string | null): void {
+export function addRecord(aggregate: Aggregate, record: AggregatedRecord, alias: string | null, point: RecordPoint = recordPoint(record)): void {
   aggregate.hits++;
   if (record.status >= 400) aggregate.errors++;
   else aggregate.success++;
-  const code = String(record.status);
-  aggregate.statusCounts[code] = (aggregate.statusCounts[code] ?? 0) + 1;
-  acceptLatency(aggregate.latency, record.latencyTotal);
-  acceptLatency(aggregate.upstream, record.latencyUpstream);
+  aggregate.statusCounts[point.code] = (aggregate.statusCounts[point.code] ?? 0) + 1;
+  acceptLatency(aggregate.latency, point.latency);
+  acceptLatency(aggregate.upstream, point.upstream);
   aggregate.bytesIn += record.bytesIn ?? 0;
   aggregate.bytesOut += record.bytesOut ?? 0;
   mergeSeen(aggregate, record.timestamp, record.timestamp, alias);

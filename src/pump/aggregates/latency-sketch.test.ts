@@ -1,6 +1,8 @@
 import { DDSketch } from '@datadog/sketches-js';
 import { describe, expect, it } from 'vitest';
-import { acceptLatency, emptyLatency, latencyQuantile, mergeLatency, sketchBytes, sketchFromBytes } from './latency-sketch.js';
+import { acceptLatency as acceptPoint, emptyLatency, latencyPoint, latencyQuantile, type LatencyStats, mergeLatency, sketchBytes, sketchFromBytes } from './latency-sketch.js';
+
+const acceptLatency = (stats: LatencyStats, ms: number): void => acceptPoint(stats, latencyPoint(ms));
 
 function random(seed: number): () => number {
   let state = seed >>> 0;

@@ -22,13 +22,29 @@ export function emptyLatency(): LatencyStats {
   return { sumMicros: 0, min: null, max: null, sketch: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }) };
 }
 
-export function acceptLatency(stats: LatencyStats, ms: number): void {
+/** One latency, worked out once for all the aggregates it lands in: its value, in µs, and its sketch key (null: zero). */
+export interface LatencyPoint {
+  value: number;
+  micros: number;
+  key: number | null;
+}
+
+const MAPPING = new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }).mapping;
+
+export function latencyPoint(ms: number): LatencyPoint {
   // A negative or missing latency would poison sums and land in the sketch's negative store.
   const value = Number.isFinite(ms) && ms > 0 ? ms : 0;
-  stats.sumMicros += Math.round(value * 1000);
-  stats.min = stats.min === null ? value : Math.min(stats.min, value);
-  stats.max = stats.max === null ? value : Math.max(stats.max, value);
-  stats.sketch.accept(value);
+  return { value, micros: Math.round(value * 1000), key: value > MAPPING.minPossible ? MAPPING.key(value) : null };
+}
+
+/** Counts a latency, as `sketch.accept` would, its key already known. */
+export function acceptLatency(stats: LatencyStats, point: LatencyPoint): void {
+  stats.sumMicros += point.micros;
+  stats.min = stats.min === null ? point.value : Math.min(stats.min, point.value);
+  stats.max = stats.max === null ? point.value : Math.max(stats.max, point.value);
+  if (point.key === null) stats.sketch.zeroCount++;
+  else stats.sketch.store.add(point.key);
+  stats.sketch.count++;
 }
 
 export function mergeLatency(into: LatencyStats, from: LatencyStats): void {
