@@ -7,7 +7,8 @@
  * `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
- * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file; mysql too), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_MYSQL (mysql://root@127.0.0.1:3306: the mysql target's server, where a database of its own is made and dropped),
  * PUMP_BENCH_SHAPE: `answered` (default: the gateway answered, one leg, about 1 KB as MessagePack) or
  * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
  */
@@ -17,6 +18,7 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { encodeBatch } from '../src/analytics/codec.js';
 import { Spool, spoolPath } from '../src/buffer/spool.js';
@@ -53,6 +55,15 @@ if (USES_POSTGRES) {
   });
   await admin.query(`CREATE DATABASE ${database}`);
 }
+const MYSQL_URL = process.env.PUMP_BENCH_MYSQL ?? 'mysql://root@127.0.0.1:3306';
+const mysqlAdmin = TARGETS.includes('mysql')
+  ? await mysql.createConnection(MYSQL_URL).catch((error: Error) => {
+      throw new Error(`the mysql target needs MariaDB or MySQL at ${MYSQL_URL}: ${error.message}`);
+    })
+  : null;
+await mysqlAdmin?.query(`CREATE DATABASE ${database}`);
+/** The processes whose CPU counts as the server's, per target. */
+const SERVER_COMMANDS: Record<string, string> = { postgres: 'postgres', 'postgres-aggregates': 'postgres', mysql: commandCpuSeconds('mariadbd') ? 'mariadbd' : 'mysqld' };
 const databaseUrl = (): string => {
   const url = new URL(ADMIN_URL);
   url.pathname = `/${database}`;
@@ -72,20 +83,20 @@ function filledSpool(path: string): Spool {
   return spool;
 }
 
-const tableFor = (target: string, round: number): string => (target === 'postgres' ? `bench_${round}` : `bench_${target.replaceAll('-', '_')}_${round}`);
-
 /** The pump's configuration for one round: the spool directory as its buffer, one sink. */
 function configFor(target: string, round: number, directory: string): string {
-  const postgres = { type: 'postgres', url: databaseUrl(), table: tableFor(target, round), connections: CONNECTIONS, batchSize: SINK_BATCH };
+  const postgres = { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH };
   const sink =
     target === 'postgres'
       ? postgres
       : target === 'postgres-aggregates'
-        ? { ...postgres, aggregatesTable: `bench_aggregates_${round}` }
+        ? { ...postgres, table: `bench_aggregated_${round}`, aggregatesTable: `bench_aggregates_${round}` }
+      : target === 'mysql'
+        ? { type: 'mysql', url: `${MYSQL_URL.replace(/\/$/, '')}/${database}`, table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
         : target === 'file'
-        ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
-        : null;
-  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, postgres-aggregates or file, found ${target}`);
+          ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
+          : null;
+  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, postgres-aggregates, mysql or file, found ${target}`);
   const config = {
     analytics: { buffer: { type: 'embedded', directory: join(directory, 'spool') } },
     pump: { deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
@@ -102,11 +113,8 @@ interface Drain {
   serverCpuSeconds: number | undefined;
 }
 
-/**
- * Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the
- * empty spool, and then until `settled` (when given) says the pump's work is done.
- */
-async function drain(configFile: string, spool: Spool, settled?: () => Promise<boolean>): Promise<Drain> {
+/** Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the empty spool. */
+async function drain(configFile: string, spool: Spool, serverCommand: string | undefined, settled?: () => Promise<boolean>): Promise<Drain> {
   // Its own process group, so that its CPU is read apart from everything else.
   const pump = spawn(process.execPath, [BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let output = '';
@@ -127,8 +135,9 @@ async function drain(configFile: string, spool: Spool, settled?: () => Promise<b
     };
     const left = await waitFor((records) => records < RECORDS, 'before taking any batch');
     const started = performance.now();
-    // PostgreSQL's processes on this host: their CPU per record, beside the pump's.
-    const [pumpBefore, serverBefore] = [pumpCpu(), commandCpuSeconds('postgres')];
+    // The server's processes on this host: their CPU per record, beside the pump's.
+    const serverCpu = (): number | undefined => (serverCommand === undefined ? undefined : commandCpuSeconds(serverCommand));
+    const [pumpBefore, serverBefore] = [pumpCpu(), serverCpu()];
     await waitFor((records) => records === 0, 'before emptying the spool');
     while (settled && !(await settled())) {
       if (pump.exitCode !== null) throw new Error(`the pump exited (${pump.exitCode}) before settling:\n${output}`);
@@ -136,7 +145,7 @@ async function drain(configFile: string, spool: Spool, settled?: () => Promise<b
       await sleep(5);
     }
     const seconds = (performance.now() - started) / 1000;
-    const [pumpAfter, serverAfter] = [pumpCpu(), commandCpuSeconds('postgres')];
+    const [pumpAfter, serverAfter] = [pumpCpu(), serverCpu()];
     return {
       seconds,
       records: left,
@@ -149,7 +158,11 @@ async function drain(configFile: string, spool: Spool, settled?: () => Promise<b
   }
 }
 
-async function rowsIn(table: string): Promise<number> {
+async function rowsIn(target: string, table: string): Promise<number> {
+  if (target === 'mysql') {
+    const [rows] = await (mysqlAdmin as mysql.Connection).query<mysql.RowDataPacket[]>(`SELECT count(*) AS n FROM ${database}.${table}`);
+    return Number(rows[0]?.n);
+  }
   const client = new pg.Client({ connectionString: databaseUrl() });
   await client.connect();
   try {
@@ -186,17 +199,19 @@ try {
       const spool = filledSpool(spoolPath(join(directory, 'spool'), 'bench', 'instance-1'));
       const checker = target === 'postgres-aggregates' ? new pg.Client({ connectionString: databaseUrl() }) : null;
       await checker?.connect();
-      const result = await drain(configFor(target, round, directory), spool, checker ? () => aggregated(checker, round) : undefined).finally(() => checker?.end());
+      const settled = checker ? () => aggregated(checker, round) : undefined;
+      const result = await drain(configFor(target, round, directory), spool, SERVER_COMMANDS[target], settled).finally(() => checker?.end());
       spool.close();
-      if (target.startsWith('postgres') && (await rowsIn(tableFor(target, round))) !== RECORDS) throw new Error(`${target}: not every record is in the table`);
+      const table = target === 'postgres-aggregates' ? `bench_aggregated_${round}` : `bench_${round}`;
+      if (target in SERVER_COMMANDS && (await rowsIn(target, table)) !== RECORDS) throw new Error(`${target}: not every record is in the table`);
       const rate = result.records / result.seconds;
       const pumpMicros = (result.pumpCpuSeconds * 1e6) / result.records;
-      const serverMicros = target.startsWith('postgres') && result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
+      const serverMicros = result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
       rates.get(target)?.push(rate);
       micros.get(target)?.push([pumpMicros, serverMicros ?? 0]);
       console.log(
         `round ${round} ${target}: ${Math.round(rate)} records/s (${result.records} in ${result.seconds.toFixed(2)} s); CPU per record: ${pumpMicros.toFixed(1)} us in the pump` +
-          (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in PostgreSQL`),
+          (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in ${SERVER_COMMANDS[target]}`),
       );
     }
   }
@@ -206,7 +221,7 @@ try {
     const server = median(cpu.map(([, serverMicros]) => serverMicros));
     console.log(
       `median ${target}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in the pump` +
-        (target.startsWith('postgres') ? `, ${server.toFixed(1)} us in PostgreSQL (every session's: other users of the server count too)` : ''),
+        (target in SERVER_COMMANDS ? `, ${server.toFixed(1)} us in ${SERVER_COMMANDS[target]} (every session's: other users of the server count too)` : ''),
     );
   }
   const [plain, aggregating] = [rates.get('postgres'), rates.get('postgres-aggregates')];
@@ -219,4 +234,6 @@ try {
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await admin.end();
   }
+  await mysqlAdmin?.query(`DROP DATABASE IF EXISTS ${database}`);
+  await mysqlAdmin?.end();
 }

@@ -75,7 +75,7 @@ describe('the embedded analytics buffer', () => {
 
     const kept = spooledRecords(fixture.workspace.path('spool')).map((record) => record.id);
     expect(kept.length).toBeGreaterThan(0);
-    expect(kept).toEqual(answered.slice(40 - kept.length).map((answer) => answer.id));
+    expect(kept, gateway.stderr).toEqual(answered.slice(40 - kept.length).map((answer) => answer.id));
     expect(kept.length + droppedAtStop(gateway.stderr)).toBe(40);
   });
 
@@ -116,7 +116,7 @@ describe('the embedded analytics buffer', () => {
     expect(answered.filter((answer) => counts.get(answer.id) !== 1)).toEqual([]);
   });
 
-  it('a full disk: keeps serving, reports it, counts every record it could not keep, and stores again once there is room', async () => {
+  it('a full disk: keeps serving, reports it, keeps the records in memory (bounded) and stores them once there is room, counting any it had to drop', async () => {
     const directory = fixture.workspace.path('spool');
     mounts.tmpfs(directory, 'size=256k');
     const gateway = await fixture.start(await bufferConfig({ batchSize: 20, fsyncIntervalMs: 20 }));
@@ -129,7 +129,6 @@ describe('the embedded analytics buffer', () => {
     const afterRoom = await eventually(async () => {
       const answer = await get(`${gateway.url}/api/after-room`);
       answered.push(answer);
-      await new Promise((resolve) => setTimeout(resolve, 100));
       return spooledRecords(directory).some((record) => record.id === answer.id) ? answer : undefined;
     }, 10_000, 'a record stored after the disk had room again');
     expect(afterRoom.status).toBe(200);
@@ -138,7 +137,6 @@ describe('the embedded analytics buffer', () => {
 
     const kept = idCounts(spooledRecords(directory));
     expect([...kept.values()].every((count) => count === 1)).toBe(true);
-    expect(droppedAtStop(gateway.stderr)).toBeGreaterThan(0);
     expect(kept.size + droppedAtStop(gateway.stderr)).toBe(answered.length);
   });
 });

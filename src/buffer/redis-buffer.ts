@@ -46,6 +46,7 @@ export class RedisBuffer implements BatchBuffer {
   #awaitingAck: { id: number; entry: string }[] = [];
   #nextAckCheck = 0;
   #wake: (() => void) | null = null;
+  #signalled = false;
   #closing = false;
   readonly #shipping: Promise<void>;
 
@@ -75,11 +76,16 @@ export class RedisBuffer implements BatchBuffer {
   }
 
   #signal(): void {
+    this.#signalled = true;
     this.#wake?.();
   }
 
-  /** Waits for a new batch, a (re)connection, the close, or at most `ms`. */
+  /** Waits for a new batch, a (re)connection, the close, or at most `ms`; at once if one came while the loop was busy. */
   async #idle(ms: number): Promise<void> {
+    if (this.#signalled) {
+      this.#signalled = false;
+      return;
+    }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
       this.#wake = () => {
@@ -88,6 +94,7 @@ export class RedisBuffer implements BatchBuffer {
       };
     });
     this.#wake = null;
+    this.#signalled = false;
   }
 
   async #ship(): Promise<void> {
@@ -99,15 +106,18 @@ export class RedisBuffer implements BatchBuffer {
           continue;
         }
         if (this.#run === null) await this.#resume();
-        if (await this.#sendUnsent()) continue;
+        // Checked between rounds too: while a backlog goes out, what the pumps took leaves the spool.
         if (this.#awaitingAck.length > 0 && Date.now() >= this.#nextAckCheck) await this.#checkAcks();
+        // A page less than full: the spool had no more, and a batch stored since has signalled.
+        if ((await this.#sendUnsent()) === BATCHES_PER_ROUND) continue;
         failures = 0;
         await this.#idle(this.#awaitingAck.length > 0 ? ACK_CHECK_MS : RETRY_MAX_MS);
       } catch (error) {
         this.#options.onError(Object.assign(new Error(`Redis stream ${this.#options.stream}: ${(error as Error).message}`), { code: 'REDIS_BUFFER' }));
         // The spool says what was sent during which run: start again from there.
         this.#run = null;
-        await this.#idle(Math.min(RETRY_FIRST_MS * 2 ** failures++, RETRY_MAX_MS));
+        // Not cut short by new batches: under load they come all the time.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_FIRST_MS * 2 ** failures++, RETRY_MAX_MS)).unref());
       }
     }
   }
@@ -125,12 +135,12 @@ export class RedisBuffer implements BatchBuffer {
     if (connection === this.#connection) this.#run = run;
   }
 
-  /** Adds the next batches the spool holds that this Redis run has not seen; false when there were none. */
-  async #sendUnsent(): Promise<boolean> {
+  /** Adds the next batches (a page) the spool holds that this Redis run has not seen; says how many there were. */
+  async #sendUnsent(): Promise<number> {
     const { spool, stream, instance } = this.#options;
     const run = this.#run as string;
     const batches = await spool.unsent(run, this.#sentThrough, BATCHES_PER_ROUND);
-    if (batches.length === 0) return false;
+    if (batches.length === 0) return 0;
     // Issued together, the XADDs leave in one write: one round trip for the lot.
     const added = await Promise.allSettled(
       batches.map((batch) =>
@@ -148,7 +158,7 @@ export class RedisBuffer implements BatchBuffer {
     const failed = added.find((outcome) => outcome.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     this.#sentThrough = (batches.at(-1) as { id: number }).id;
-    return true;
+    return batches.length;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { SpooledBatch, SpoolTotals } from './spool.js';
+import type { SpooledBatch } from './spool.js';
 
 /** A batch of analytics records, encoded once (`src/analytics/codec.ts`). */
 export interface EncodedBatch {
@@ -7,17 +7,15 @@ export interface EncodedBatch {
   records: number;
 }
 
-/** What became of batches given to the spool: the first `stored` of them fitted (their `ids`); the others did not. */
+/** What became of batches given to the spool: the first `stored` of them were taken (with `makeRoom`, all); the others did not fit. */
 export interface StoreResult {
   stored: number;
-  ids: number[];
   /** Records of the oldest batches removed to make room. */
   evicted: number;
 }
 
 export type SpoolRequest = { seq: number } & (
   | { op: 'store'; batches: Uint8Array[]; records: number[]; maxBytes: number; makeRoom: boolean }
-  | { op: 'totals' }
   | { op: 'delete'; ids: number[] }
   | { op: 'markSent'; sent: { id: number; entry: string }[]; run: string }
   | { op: 'unsent'; run: string; afterId: number; limit: number }
@@ -61,10 +59,6 @@ export class SpoolWriter {
       { op: 'store', batches: copies, records: batches.map((batch) => batch.records), maxBytes, makeRoom },
       copies.map((copy) => copy.buffer),
     ) as Promise<StoreResult>;
-  }
-
-  totals(): Promise<SpoolTotals> {
-    return this.#call({ op: 'totals' }) as Promise<SpoolTotals>;
   }
 
   delete(ids: number[]): Promise<void> {

@@ -40,6 +40,7 @@ export class Spool {
   readonly #totals: Database.Statement<[], SpoolTotals>;
   readonly #markSent: Database.Statement<[string, string, number]>;
   readonly #unsent: Database.Statement<[string, number, number], SpooledBatchRow>;
+  readonly #oldestCreatedAt: Database.Statement<[], { created_at: number }>;
   readonly #sentEntries: Database.Statement<[string], { id: number; stream_entry: string }>;
   readonly #forgetSent: Database.Statement<[string]>;
 
@@ -83,11 +84,17 @@ export class Spool {
     this.#oldest = db.prepare('SELECT id, records, bytes FROM batches ORDER BY id LIMIT ?');
     this.#totals = db.prepare('SELECT batches, records, bytes FROM totals');
     this.#markSent = db.prepare('INSERT OR REPLACE INTO sent (stream_entry, redis_run, id) SELECT ?, ?, id FROM batches WHERE id = ?');
+    this.#oldestCreatedAt = db.prepare('SELECT created_at FROM batches ORDER BY id LIMIT 1');
     this.#unsent = db.prepare(
       'SELECT batches.id, created_at, records, data, sent.stream_entry, sent.redis_run FROM batches LEFT JOIN sent USING (id) WHERE (sent.redis_run IS NULL OR sent.redis_run != ?) AND batches.id > ? ORDER BY batches.id LIMIT ?',
     );
     this.#sentEntries = db.prepare('SELECT id, stream_entry FROM sent WHERE redis_run = ? ORDER BY id');
     this.#forgetSent = db.prepare('DELETE FROM sent WHERE redis_run = ?');
+  }
+
+  /** Runs `work` in one transaction: what it changes is committed together, or not at all. */
+  inOneCommit<T>(work: () => T): T {
+    return this.#db.transaction(work)();
   }
 
   /** Appends batches in one transaction (one commit, one fsync); returns their ids, in order. */
@@ -125,6 +132,11 @@ export class Spool {
       }
     })();
     return freed;
+  }
+
+  /** When the oldest batch held was spooled (epoch ms), or null when the spool is empty. */
+  oldestCreatedAt(): number | null {
+    return this.#oldestCreatedAt.get()?.created_at ?? null;
   }
 
   totals(): SpoolTotals {

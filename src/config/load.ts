@@ -16,9 +16,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** The password of anything shaped like `scheme://user:password@host`, parseable URL or not. */
+const URL_PASSWORD = /(\/\/[^/:@\s]*):[^@/\s]*@/g;
+
 function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
+  // A value that failed validation is echoed back: a connection URL's password must not be.
+  const text = JSON.stringify(value).replace(URL_PASSWORD, '$1:***@');
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

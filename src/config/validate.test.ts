@@ -112,6 +112,20 @@ describe('tollgate validate', () => {
     expect(lines).toHaveLength(EXPECTED_PROBLEMS.length);
   });
 
+  it('never echoes the password of a connection URL it refuses', async () => {
+    const file = await workspace.writeConfig({
+      analytics: { buffer: { type: 'redis', url: 'http://admin:S3cretRedisPass@redis.internal:6379' } },
+      pump: { sinks: [{ type: 'postgres', url: 'postgresql+asyncpg://tollgate:S3cretPgPass@db.internal:5432/x' }] },
+    });
+    const result = await runCli(['validate', '--config', file]);
+    expect(result.code).toBe(2);
+    expect(problemLines(result.stderr)).toEqual([
+      'analytics.buffer.url: expected a redis:// or rediss:// URL, found "http://admin:***@redis.internal:6379"',
+      'pump.sinks.0.url: expected a postgres:// or postgresql:// URL, found "postgresql+asyncpg://tollgate:***@db.internal:5432/x"',
+    ]);
+    expect(result.stderr).not.toMatch(/S3cret/);
+  });
+
   it('reports the same problems for the same config written as JSON', async () => {
     const yaml = await runCli(['validate', '--config', await workspace.writeConfig(BROKEN_CONFIG)]);
     const json = await runCli(['validate', '--config', await workspace.writeConfig(BROKEN_CONFIG, 'broken.json')]);

@@ -139,6 +139,8 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
   function proxy(request: IncomingMessage, response: ServerResponse, transaction: Transaction, match: RouteMatch, path: string, routeStart: number): void {
     const tracked = applyRoute(transaction, request, match, policies);
     transaction.step('route', 'router', routeStart, 'Pass', match.route.api.name);
+    const refusal = tracked ? context.refusal() : null;
+    if (refusal !== null) return refuseWhileUnrecordable(request, response, transaction, refusal);
     const body = hasBody(request) ? request : null;
     if (body !== null && tracked) {
       const { 'content-type': contentType = '', 'content-encoding': contentEncoding = '' } = request.headers;
@@ -195,8 +197,6 @@ export function createRequestHandler(context: ProxyContext): (request: IncomingM
     inFlight.enter();
     const start = (): void => {
       if (request.headers.host === undefined && request.httpVersion === '1.1') return refuseWithoutHost(request, response, transaction);
-      const refusal = context.refusal();
-      if (refusal !== null) return refuseWhileUnrecordable(request, response, transaction, refusal);
       const routeStart = performance.now();
       const path = canonicalPath(transaction.path);
       const match = context.route(path);

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from 'prom-client';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { DeadLetter, UNDECODABLE } from './dead-letter.js';
@@ -25,6 +26,7 @@ interface PumpSink {
   name: string;
   runner: SinkRunner;
   deadLetter: DeadLetter;
+  healthMetrics: Registry | undefined;
 }
 
 /**
@@ -59,10 +61,17 @@ export class Pump {
     const sinks = (config.pump.sinks as SinkConfig[]).map((sinkConfig): PumpSink => {
       const name = sinkName(sinkConfig);
       const deadLetter = new DeadLetter(deadLetters, name);
-      const runner = new SinkRunner(name, createSink(sinkConfig, notify), sinkConfig, deadLetter, metrics.sink(name), notify);
-      return { name, runner, deadLetter };
+      const sink = createSink(sinkConfig, notify);
+      const runner = new SinkRunner(name, sink, sinkConfig, deadLetter, metrics.sink(name), notify);
+      return { name, runner, deadLetter, healthMetrics: sink.healthMetrics };
     });
     const pump = new Pump(config, source, sinks, undecodable, metrics, notify);
+    try {
+      checkHealthMetrics(config, sinks, metrics, configSource);
+    } catch (error) {
+      await pump.stop(0);
+      throw error;
+    }
     const { health } = config.pump;
     if (health !== undefined) {
       try {
@@ -101,10 +110,12 @@ export class Pump {
   }
 
   async renderMetrics(): Promise<string> {
-    return this.metrics.render({
+    const own = await this.metrics.render({
       buffer: await this.source.depth(),
       deadLetters: this.sinks.map(({ name, deadLetter }) => ({ sink: name, ...deadLetter.totals() })),
     });
+    const ofSinks = await Promise.all(this.sinks.map(async ({ healthMetrics }) => (healthMetrics ? healthMetrics.metrics() : '')));
+    return own + ofSinks.join('');
   }
 
   /**
@@ -173,4 +184,19 @@ function checkPumpConfig(config: Config, source: string): void {
     }
   });
   if (problems.length > 0) throw new ConfigError(source, problems);
+}
+
+/** Sinks serving metrics on `pump.health` need it, and their metric names must not clash with the pump's or each other's. */
+function checkHealthMetrics(config: Config, sinks: readonly PumpSink[], metrics: PumpMetrics, source: string): void {
+  const serving = sinks.filter((sink) => sink.healthMetrics !== undefined);
+  if (serving.length === 0) return;
+  const index = sinks.indexOf(serving[0] as PumpSink);
+  if (config.pump.health === undefined) {
+    throw new ConfigError(source, [`pump.sinks.${index}.port: expected a port, or pump.health to serve the metrics of sink ${serving[0]?.name} on, found neither`]);
+  }
+  try {
+    Registry.merge([metrics.registry, ...serving.map((sink) => sink.healthMetrics as Registry)]);
+  } catch (error) {
+    throw new ConfigError(source, [`pump.sinks: sinks serving metrics on pump.health clash (give each a port of its own): ${(error as Error).message}`]);
+  }
 }

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { AnalyticsRecord } from '../analytics/analytics-record.js';
 import { milliseconds, name, positiveInt, seconds } from '../config/primitives.js';
@@ -21,6 +22,8 @@ export interface Sink {
    */
   write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]>;
   close(): Promise<void>;
+  /** Metrics the sink serves on `pump.health`'s `/metrics`, beside the pump's own (the `prometheus` sink without a port of its own). */
+  readonly healthMetrics?: Registry;
 }
 
 export interface RejectedRecord {

@@ -2,20 +2,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
 import { useGatewayFixture } from '../support/fixture.js';
 import { eventually, type GatewayProcess } from '../support/gateway-process.js';
+import { pipelineConfig, recordIds, recordRows, usePumps } from '../support/pipeline.js';
 import { useTestDatabases } from '../support/postgres.js';
-import { PumpProcess } from '../support/pump-process.js';
 import { startSteadyTraffic } from '../support/steady-traffic.js';
+import type { PumpProcess } from '../support/pump-process.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const fixture = useGatewayFixture({ demo: true });
 const databases = useTestDatabases();
 const OUTAGE_MS = 15_000;
-let pumps: PumpProcess[] = [];
+const pumps = usePumps();
 let proxy: TcpProxy | undefined;
 
 afterEach(async () => {
-  await Promise.all(pumps.map((pump) => pump.kill()));
-  pumps = [];
   await proxy?.close();
 });
 
@@ -23,24 +22,15 @@ it('PostgreSQL down 15 s under steady traffic, the pump SIGKILLed and restarted,
   const { workspace, demo } = fixture;
   const database = await databases.create();
   proxy = await TcpProxy.start('127.0.0.1', 5432);
-  const config = {
-    gateway: { host: '127.0.0.1', port: 0, group: 'e2e', instance: 'gw' },
-    apis: [{ id: 'petstore', name: 'Petstore', listenPath: '/petstore/', target: demo.url, stripListenPath: true }],
-    trafficLog: { output: 'none' },
-    analytics: { buffer: { type: 'embedded', directory: workspace.path('spool'), fsyncIntervalMs: 20 } },
-    pump: {
-      deadLetterDirectory: workspace.path('dead-letter'),
-      sinks: [{ type: 'postgres', url: `postgres://postgres@127.0.0.1:${proxy.port}/${database.name}`, table: 'records', batchSize: 200, maxDelayMs: 50 }],
-    },
-  };
+  const config = pipelineConfig(workspace, demo.url, {
+    buffer: { type: 'embedded' },
+    databaseUrl: `postgres://postgres@127.0.0.1:${proxy.port}/${database.name}`,
+    sink: { batchSize: 200, maxDelayMs: 50 },
+  });
   const configFile = await workspace.writeConfig(config);
   const startGateway = (): Promise<GatewayProcess> => fixture.start(config);
-  const startPump = (): PumpProcess => {
-    const started = PumpProcess.start(configFile);
-    pumps.push(started);
-    return started;
-  };
-  const rows = async (): Promise<number> => Number((await database.client.query('SELECT count(*) AS n FROM records').catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n);
+  const startPump = (): PumpProcess => pumps.start(configFile);
+  const rows = (): Promise<number> => recordRows(database.client);
 
   let gateway = await startGateway();
   let pump = startPump();
@@ -66,10 +56,9 @@ it('PostgreSQL down 15 s under steady traffic, the pump SIGKILLed and restarted,
   expect(answered.length).toBeGreaterThan(500);
   console.log(`${answered.length} transactions answered, ${traffic.failed} requests refused while the gateway restarted`);
   await eventually(async () => ((await rows()) >= answered.length ? true : undefined), 60_000, `all ${answered.length} answered transactions in PostgreSQL`);
-  const stored = await database.client.query<{ id: string }>('SELECT id FROM records');
-  const storedIds = new Set(stored.rows.map((row) => row.id));
-  expect(stored.rows.length).toBe(storedIds.size);
+  const stored = await recordIds(database.client);
+  const storedIds = new Set(stored);
   expect(answered.filter((id) => !storedIds.has(id))).toEqual([]);
-  expect(stored.rows.length).toBe(new Set(answered).size);
+  expect(stored.length).toBe(new Set(answered).size);
   expect(await pump.stop()).toBe(0);
 });

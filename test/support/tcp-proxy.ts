@@ -2,14 +2,14 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 
 /**
  * A TCP forwarder to a server (PostgreSQL, Redis...) that a test can cut, as an outage would:
- * every open connection is destroyed and new ones are refused until it is restored.
+ * every open connection is destroyed and new ones are refused until it is restored. Or it can
+ * black-hole the traffic, as a dead network path would: connections stay open, nothing arrives.
  */
 export class TcpProxy {
   readonly #sockets = new Set<Socket>();
   #server: Server | null = null;
   #port = 0;
-  /** Connections accepted since the start (the client side of each). */
-  connections = 0;
+  #blackHoled = false;
 
   private constructor(
     readonly targetHost: string,
@@ -27,10 +27,6 @@ export class TcpProxy {
     return this.#port;
   }
 
-  get cut(): boolean {
-    return this.#server === null;
-  }
-
   /** Destroys every connection and stops listening: new connections are refused. */
   async cutOff(): Promise<void> {
     const server = this.#server;
@@ -40,8 +36,14 @@ export class TcpProxy {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** Listens again on the same port. */
+  /** Connections stay open and new ones are accepted, but every byte either way is dropped. */
+  blackHole(): void {
+    this.#blackHoled = true;
+  }
+
+  /** Forwards again (listening again on the same port after a cut). */
   async restore(): Promise<void> {
+    this.#blackHoled = false;
     if (this.#server === null) await this.#listen(this.#port);
   }
 
@@ -63,7 +65,6 @@ export class TcpProxy {
   }
 
   #forward(client: Socket): void {
-    this.connections++;
     const upstream = connect(this.targetPort, this.targetHost);
     for (const socket of [client, upstream]) {
       this.#sockets.add(socket);
@@ -77,7 +78,7 @@ export class TcpProxy {
     upstream.on('error', end);
     client.on('close', end);
     upstream.on('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => this.#blackHoled || upstream.write(chunk));
+    upstream.on('data', (chunk: Buffer) => this.#blackHoled || client.write(chunk));
   }
 }

@@ -3,14 +3,15 @@ import type { AggregatedRecord } from '../aggregates/aggregate.js';
 import { aggregateFromRow, AGGREGATE_COLUMNS, rowValues } from '../aggregates/aggregate-row.js';
 import { type AggregateKey, bucketEnd, bucketStart, type BucketSize, type Dimension, keyText, ROLL_UPS } from '../aggregates/aggregate-keys.js';
 import { AggregateSet } from '../aggregates/aggregate-set.js';
-import { columnsNamed } from './postgres-rows.js';
+import { columnDefinitions, copyValues } from './postgres-rows.js';
+import { RECORD_COLUMNS } from './record-columns.js';
 import type { Migration } from './postgres-schema.js';
 
 /**
  * What a records insert hands to the aggregation: the record columns aggregates count, as the
  * records table has them.
  */
-export const PENDING_ROW_COLUMNS = columnsNamed([
+const PENDING_NAMES = [
   'time',
   'api_id',
   'normalised_path',
@@ -23,7 +24,10 @@ export const PENDING_ROW_COLUMNS = columnsNamed([
   'bytes_in',
   'bytes_out',
   'tags',
-]);
+];
+const PENDING_ROW_COLUMNS = RECORD_COLUMNS.filter((column) => PENDING_NAMES.includes(column.name));
+/** The pending columns' values in COPY text, for a records write that copies them in itself. */
+export const PENDING_COPY_VALUES = copyValues(PENDING_ROW_COLUMNS);
 export const PENDING_COLUMNS = PENDING_ROW_COLUMNS.map((column) => column.name).join(', ');
 
 /** The table of records inserted but not yet aggregated, beside the aggregates table. */
@@ -36,7 +40,7 @@ export const pendingTable = (table: string): string => `${table}_pending`;
  */
 export const AGGREGATE_MIGRATIONS: readonly Migration[] = [
   (table) => `
-    CREATE TABLE ${pendingTable(table)} (${PENDING_ROW_COLUMNS.map((column) => `${column.name} ${column.type}`).join(', ')});
+    CREATE TABLE ${pendingTable(table)} (${columnDefinitions(PENDING_ROW_COLUMNS)});
     CREATE TABLE ${table} (
       bucket timestamptz NOT NULL, bucket_size text NOT NULL, dimension text NOT NULL, value text NOT NULL,
       alias text,

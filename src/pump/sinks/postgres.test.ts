@@ -190,6 +190,20 @@ describe('the postgres sink', () => {
     expect(retried.every((error) => error instanceof RetryableError)).toBe(true);
   });
 
+  it('gives up on a write that gets no answer after timeoutMs, retryably, and writes each record once when answers come again', async () => {
+    const proxy = await startProxy();
+    const sink = newSink({ url: urlOf(database, proxy.port), timeoutMs: 1_000 });
+    await sink.open();
+    const records = builtRecords(300);
+    proxy.blackHole();
+    const started = Date.now();
+    await expect(sink.write(records)).rejects.toThrow(RetryableError);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    await proxy.restore();
+    expect(await sink.write(records)).toEqual([]);
+    expect(new Set(await idsIn(`records_${tables}`))).toEqual(new Set(records.map((record) => record.id)));
+  });
+
   it('fails retryably at open while PostgreSQL is unreachable, and opens once it is back', async () => {
     const proxy = await startProxy();
     await proxy.cutOff();
@@ -257,6 +271,16 @@ describe('the postgres sink', () => {
     expect(row.failure_message).toBe('bad\\u0000byte');
     expect(row.user_agent).toBe('agent\\u0000');
     expect(row.legs[0].error).toBe('nul \\u0000 in a leg');
+  });
+
+  it('writes chunks of large records (bodies kept in the record) in several pieces of COPY text', async () => {
+    const sink = newSink({ connections: 1 });
+    await sink.open();
+    const body = `{"items":"${'x'.repeat(200_000)}"}`;
+    const records = builtRecords(30, { tweak: (transaction) => void (transaction.clientLeg.sentBody = { bytes: Buffer.from(body), truncated: false }) });
+    expect(await sink.write(records)).toEqual([]);
+    const rows = await db.query<{ length: number }>(`SELECT length(legs->0->'sent'->>'body') AS length FROM records_${tables}`);
+    expect(rows.rows.map((row) => row.length)).toEqual(records.map(() => body.length));
   });
 
   it('returns the records PostgreSQL refuses, with its reason, and writes every other record of the batch', async () => {

@@ -8,9 +8,10 @@ import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
 import { ROLL_UPS } from '../aggregates/aggregate-keys.js';
-import { PENDING_COLUMNS, PENDING_ROW_COLUMNS, pendingTable, PostgresAggregates } from './postgres-aggregates.js';
-import { COLUMN_LIST, copyLine } from './postgres-rows.js';
+import { PENDING_COLUMNS, PENDING_COPY_VALUES, pendingTable, PostgresAggregates } from './postgres-aggregates.js';
+import { copyLine, type CopyValues } from './postgres-rows.js';
 import { migrate, RECORD_MIGRATIONS } from './postgres-schema.js';
+import { COLUMN_LIST, tableName } from './record-columns.js';
 
 export interface PostgresSinkOptions {
   url: string;
@@ -261,10 +262,8 @@ export class PostgresSink implements Sink {
   }
 
   /** COPY in a statement of its own: its own transaction unless one is open. */
-  async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[], columns?: Parameters<typeof copyLine>[1]): Promise<void> {
-    let text = '';
-    for (const record of records) text += copyLine(record, columns);
-    await pipeline(Readable.from([Buffer.from(text)]), client.query(copyFrom(statement)));
+  async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[], values?: CopyValues): Promise<void> {
+    await pipeline(Readable.from(copyText(records, values)), client.query(copyFrom(statement)));
   }
 
   /** COPY straight into the table and, in the same transaction, what aggregates need into the pending table: every row went in, or none. */
@@ -273,7 +272,7 @@ export class PostgresSink implements Sink {
     await client.query('BEGIN');
     try {
       await this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records);
-      await this.#copy(client, `COPY ${pending} (${PENDING_COLUMNS}) FROM STDIN`, records, PENDING_ROW_COLUMNS);
+      await this.#copy(client, `COPY ${pending} (${PENDING_COLUMNS}) FROM STDIN`, records, PENDING_COPY_VALUES);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -376,6 +375,22 @@ export class PostgresSink implements Sink {
   }
 }
 
+/** COPY text is sent in pieces of about this many characters, so a chunk of large records never sits whole in memory. */
+const COPY_PIECE = 1 << 20;
+
+/** The records as COPY text (of `values`' columns, else all), a piece at a time (made as the connection takes them). */
+function* copyText(records: readonly AnalyticsRecord[], values?: CopyValues): Generator<Buffer> {
+  let text = '';
+  for (const record of records) {
+    text += copyLine(record, values);
+    if (text.length >= COPY_PIECE) {
+      yield Buffer.from(text);
+      text = '';
+    }
+  }
+  if (text !== '') yield Buffer.from(text);
+}
+
 const UNIQUE_VIOLATION = '23505';
 
 function sqlState(error: unknown): string | undefined {
@@ -393,10 +408,6 @@ function isDataError(error: unknown): boolean {
 function socketOf(client: pg.PoolClient): Socket {
   return (client as unknown as { connection: { stream: Socket } }).connection.stream;
 }
-
-const tableName = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]{0,49}$/, 'expected a lower-case SQL name: a letter or "_", then letters, digits or "_" (at most 50)');
 
 export const postgresSink = defineSink({
   type: 'postgres',

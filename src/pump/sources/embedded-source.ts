@@ -103,8 +103,8 @@ export class EmbeddedSource implements BatchSource {
       const totals = spool.totals();
       depth.batches += totals.batches;
       depth.records += totals.records;
-      const [oldest] = spool.read(0, 1);
-      if (oldest !== undefined) depth.oldestAgeMs = Math.max(depth.oldestAgeMs, now - oldest.createdAt);
+      const oldest = spool.oldestCreatedAt();
+      if (oldest !== null) depth.oldestAgeMs = Math.max(depth.oldestAgeMs, now - oldest);
     }
     return depth;
   }

@@ -24,9 +24,12 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  for (const source of sources) await source.close();
-  producer.destroy();
-  await redis.kill();
+  try {
+    for (const source of sources) await source.close();
+    producer.destroy();
+  } finally {
+    await redis.kill();
+  }
 });
 
 function source(options: Partial<RedisSourceOptions> & { undecodable?: RedisSourceOptions['undecodable'] } = {}): RedisSource {
