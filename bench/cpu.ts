@@ -66,3 +66,10 @@ export function microsPerRequest(before: number | undefined, after: number | und
   if (before === undefined || after === undefined || requests === 0) return undefined;
   return ((after - before) * 1e6) / requests;
 }
+
+/** CPU seconds used so far by these processes (e.g. the PostgreSQL backends serving one client); one that is gone counts 0. */
+export function pidCpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) ticks += readTimes(String(pid))?.ticks ?? 0;
+  return ticks / TICKS_PER_SECOND;
+}

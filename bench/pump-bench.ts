@@ -3,10 +3,11 @@
  * a file: a spool is filled with records as the gateway writes them (batches of 500), then the
  * pump is started on it and timed from the first batch that leaves the spool to the empty spool
  * (its start-up is not counted). Rounds interleave the targets; medians are printed, with the CPU
- * each record cost the pump and PostgreSQL.
+ * each record cost the pump and PostgreSQL. `postgres-aggregates` is `postgres` with
+ * `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
- * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,file; mysql too), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file; mysql too), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
  * PUMP_BENCH_MYSQL (mysql://root@127.0.0.1:3306: the mysql target's server, where a database of its own is made and dropped),
  * PUMP_BENCH_SHAPE: `answered` (default: the gateway answered, one leg, about 1 KB as MessagePack) or
  * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
@@ -33,7 +34,8 @@ const RECORDS = positiveIntFromEnv('PUMP_BENCH_RECORDS', 200_000);
 const ROUNDS = positiveIntFromEnv('PUMP_BENCH_ROUNDS', 3);
 const SINK_BATCH = positiveIntFromEnv('PUMP_BENCH_SINK_BATCH', 1000);
 const CONNECTIONS = positiveIntFromEnv('PUMP_BENCH_CONNECTIONS', 3);
-const TARGETS = (process.env.PUMP_BENCH_TARGETS ?? 'postgres,file').split(',').filter(Boolean);
+const TARGETS = (process.env.PUMP_BENCH_TARGETS ?? 'postgres,postgres-aggregates,file').split(',').filter(Boolean);
+const USES_POSTGRES = TARGETS.some((target) => target.startsWith('postgres'));
 const ADMIN_URL = process.env.PUMP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SHAPE = process.env.PUMP_BENCH_SHAPE ?? 'answered';
 if (SHAPE !== 'answered' && SHAPE !== 'proxied') throw new Error(`PUMP_BENCH_SHAPE: expected answered or proxied, found ${SHAPE}`);
@@ -47,7 +49,7 @@ const jsonBytes = Buffer.byteLength(template.map((record) => JSON.stringify(reco
 
 const admin = new pg.Client({ connectionString: ADMIN_URL });
 const database = `tollgate_bench_${randomBytes(4).toString('hex')}`;
-if (TARGETS.includes('postgres')) {
+if (USES_POSTGRES) {
   await admin.connect().catch((error: Error) => {
     throw new Error(`the postgres target needs PostgreSQL at ${ADMIN_URL}: ${error.message}`);
   });
@@ -61,7 +63,7 @@ const mysqlAdmin = TARGETS.includes('mysql')
   : null;
 await mysqlAdmin?.query(`CREATE DATABASE ${database}`);
 /** The processes whose CPU counts as the server's, per target. */
-const SERVER_COMMANDS: Record<string, string> = { postgres: 'postgres', mysql: commandCpuSeconds('mariadbd') ? 'mariadbd' : 'mysqld' };
+const SERVER_COMMANDS: Record<string, string> = { postgres: 'postgres', 'postgres-aggregates': 'postgres', mysql: commandCpuSeconds('mariadbd') ? 'mariadbd' : 'mysqld' };
 const databaseUrl = (): string => {
   const url = new URL(ADMIN_URL);
   url.pathname = `/${database}`;
@@ -83,15 +85,18 @@ function filledSpool(path: string): Spool {
 
 /** The pump's configuration for one round: the spool directory as its buffer, one sink. */
 function configFor(target: string, round: number, directory: string): string {
+  const postgres = { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH };
   const sink =
     target === 'postgres'
-      ? { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
+      ? postgres
+      : target === 'postgres-aggregates'
+        ? { ...postgres, table: `bench_aggregated_${round}`, aggregatesTable: `bench_aggregates_${round}` }
       : target === 'mysql'
         ? { type: 'mysql', url: `${MYSQL_URL.replace(/\/$/, '')}/${database}`, table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
         : target === 'file'
           ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
           : null;
-  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, mysql or file, found ${target}`);
+  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, postgres-aggregates, mysql or file, found ${target}`);
   const config = {
     analytics: { buffer: { type: 'embedded', directory: join(directory, 'spool') } },
     pump: { deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
@@ -109,7 +114,7 @@ interface Drain {
 }
 
 /** Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the empty spool. */
-async function drain(configFile: string, spool: Spool, serverCommand: string | undefined): Promise<Drain> {
+async function drain(configFile: string, spool: Spool, serverCommand: string | undefined, settled?: () => Promise<boolean>): Promise<Drain> {
   // Its own process group, so that its CPU is read apart from everything else.
   const pump = spawn(process.execPath, [BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let output = '';
@@ -134,6 +139,11 @@ async function drain(configFile: string, spool: Spool, serverCommand: string | u
     const serverCpu = (): number | undefined => (serverCommand === undefined ? undefined : commandCpuSeconds(serverCommand));
     const [pumpBefore, serverBefore] = [pumpCpu(), serverCpu()];
     await waitFor((records) => records === 0, 'before emptying the spool');
+    while (settled && !(await settled())) {
+      if (pump.exitCode !== null) throw new Error(`the pump exited (${pump.exitCode}) before settling:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`the pump took more than 10 minutes to settle:\n${output}`);
+      await sleep(5);
+    }
     const seconds = (performance.now() - started) / 1000;
     const [pumpAfter, serverAfter] = [pumpCpu(), serverCpu()];
     return {
@@ -162,6 +172,19 @@ async function rowsIn(target: string, table: string): Promise<number> {
   }
 }
 
+/** Whether every record written with aggregates was aggregated: its pending table is empty and the minutes count them all. */
+async function aggregated(client: pg.Client, round: number): Promise<boolean> {
+  const table = `bench_aggregates_${round}`;
+  try {
+    const found = await client.query<{ pending: number | null; hits: number | null }>(
+      `SELECT (SELECT count(*)::int FROM ${table}_pending) AS pending, (SELECT sum(hits)::int FROM ${table} WHERE dimension = 'total' AND bucket_size = 'minute') AS hits`,
+    );
+    return found.rows[0]?.pending === 0 && found.rows[0]?.hits === RECORDS;
+  } catch {
+    return false; // The pump has not made the table yet.
+  }
+}
+
 console.log(
   `pump bench: ${RECORDS} ${SHAPE} records of ${Math.round(recordBytes)} B MessagePack (${Math.round(jsonBytes)} B as JSON), spooled in batches of ${SPOOL_BATCH}; ` +
     `sink batches of ${SINK_BATCH}; postgres on ${CONNECTIONS} connections; ${ROUNDS} interleaved rounds; one tollgate pump process`,
@@ -174,9 +197,13 @@ try {
       const directory = join(scratch, `${target}-${round}`);
       mkdirSync(join(directory, 'spool'), { recursive: true });
       const spool = filledSpool(spoolPath(join(directory, 'spool'), 'bench', 'instance-1'));
-      const result = await drain(configFor(target, round, directory), spool, SERVER_COMMANDS[target]);
+      const checker = target === 'postgres-aggregates' ? new pg.Client({ connectionString: databaseUrl() }) : null;
+      await checker?.connect();
+      const settled = checker ? () => aggregated(checker, round) : undefined;
+      const result = await drain(configFor(target, round, directory), spool, SERVER_COMMANDS[target], settled).finally(() => checker?.end());
       spool.close();
-      if (target in SERVER_COMMANDS && (await rowsIn(target, `bench_${round}`)) !== RECORDS) throw new Error(`${target}: not every record is in the table`);
+      const table = target === 'postgres-aggregates' ? `bench_aggregated_${round}` : `bench_${round}`;
+      if (target in SERVER_COMMANDS && (await rowsIn(target, table)) !== RECORDS) throw new Error(`${target}: not every record is in the table`);
       const rate = result.records / result.seconds;
       const pumpMicros = (result.pumpCpuSeconds * 1e6) / result.records;
       const serverMicros = result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
@@ -197,8 +224,13 @@ try {
         (target in SERVER_COMMANDS ? `, ${server.toFixed(1)} us in ${SERVER_COMMANDS[target]} (every session's: other users of the server count too)` : ''),
     );
   }
+  const [plain, aggregating] = [rates.get('postgres'), rates.get('postgres-aggregates')];
+  if (plain?.length && aggregating?.length) {
+    const cost = (1 - median(aggregating) / median(plain)) * 100;
+    console.log(`aggregation costs ${cost.toFixed(1)}% of the pump's PostgreSQL throughput (goal: <= 15%)`);
+  }
 } finally {
-  if (TARGETS.includes('postgres')) {
+  if (USES_POSTGRES) {
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await admin.end();
   }

@@ -1,5 +1,5 @@
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
-import { RECORD_COLUMNS, type ColumnKind, type ColumnValue } from './record-columns.js';
+import { RECORD_COLUMNS, type ColumnKind, type ColumnValue, type RecordColumn } from './record-columns.js';
 
 /** Each kind of column as PostgreSQL types it. */
 const POSTGRES_TYPES: Record<ColumnKind, string> = {
@@ -27,8 +27,14 @@ function timestamp(ms: ColumnValue): ColumnValue {
   return Number.isNaN(date.getTime()) ? ms : date.toISOString();
 }
 
-/** Each column's value in COPY's text format (before escaping). */
-const VALUES = RECORD_COLUMNS.map((column) => (column.kind === 'time' ? (record: AnalyticsRecord) => timestamp(column.value(record)) : column.value));
+/** Each column's value in COPY's text format (before escaping), for a line of those columns. */
+export type CopyValues = readonly ((record: AnalyticsRecord) => ColumnValue)[];
+
+export function copyValues(columns: readonly RecordColumn[]): CopyValues {
+  return columns.map((column) => (column.kind === 'time' ? (record: AnalyticsRecord) => timestamp(column.value(record)) : column.value));
+}
+
+const VALUES = copyValues(RECORD_COLUMNS);
 
 const COPY_SPECIAL = /[\\\t\n\r]/;
 const COPY_SPECIALS = /[\\\t\n\r]/g;
@@ -48,16 +54,16 @@ function copyText(value: ColumnValue): string {
  * nor a JSON string in jsonb), so a NUL anywhere in the record is written as the six characters
  * `\u0000`: the row keeps everything else, and the place of the NUL stays visible.
  */
-export function copyLine(record: AnalyticsRecord): string {
-  const line = lineOf(record);
-  return line.includes('\0') || line.includes('\\u0000') ? lineOf(withoutNul(record)) : line;
+export function copyLine(record: AnalyticsRecord, values: CopyValues = VALUES): string {
+  const line = lineOf(record, values);
+  return line.includes('\0') || line.includes('\\u0000') ? lineOf(withoutNul(record), values) : line;
 }
 
-function lineOf(record: AnalyticsRecord): string {
+function lineOf(record: AnalyticsRecord, values: CopyValues): string {
   let line = '';
-  for (let i = 0; i < VALUES.length; i++) {
+  for (let i = 0; i < values.length; i++) {
     if (i > 0) line += '\t';
-    line += copyText((VALUES[i] as (record: AnalyticsRecord) => ColumnValue)(record));
+    line += copyText((values[i] as (record: AnalyticsRecord) => ColumnValue)(record));
   }
   return `${line}\n`;
 }
@@ -71,7 +77,10 @@ function withoutNul<T>(value: T): T {
   return value;
 }
 
+/** Columns and their PostgreSQL types (for CREATE TABLE). */
+export function columnDefinitions(columns: readonly RecordColumn[]): string {
+  return columns.map((column) => `${column.name} ${COLUMN_TYPES[column.name] ?? POSTGRES_TYPES[column.kind]}${column.required ? ' NOT NULL' : ''}`).join(', ');
+}
+
 /** The table's columns and types (for CREATE TABLE). */
-export const TABLE_COLUMNS = RECORD_COLUMNS.map(
-  (column) => `${column.name} ${COLUMN_TYPES[column.name] ?? POSTGRES_TYPES[column.kind]}${column.required ? ' NOT NULL' : ''}`,
-).join(', ');
+export const TABLE_COLUMNS = columnDefinitions(RECORD_COLUMNS);

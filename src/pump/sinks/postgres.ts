@@ -7,8 +7,10 @@ import { z } from 'zod';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { positiveInt, seconds } from '../../config/primitives.js';
 import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkContext } from '../sink.js';
-import { copyLine } from './postgres-rows.js';
-import { migrate } from './postgres-schema.js';
+import { ROLL_UPS } from '../aggregates/aggregate-keys.js';
+import { PENDING_COLUMNS, PENDING_COPY_VALUES, pendingTable, PostgresAggregates } from './postgres-aggregates.js';
+import { copyLine, type CopyValues } from './postgres-rows.js';
+import { migrate, RECORD_MIGRATIONS } from './postgres-schema.js';
 import { COLUMN_LIST, tableName } from './record-columns.js';
 
 export interface PostgresSinkOptions {
@@ -19,10 +21,29 @@ export interface PostgresSinkOptions {
   timeoutMs: number;
   expireIntervalSec: number;
   expireChunkRows: number;
+  /** When set, aggregates of the records written go to this table too. */
+  aggregatesTable?: string | undefined;
+  /** Aggregate every normalised path, not only tracked endpoints. */
+  trackAllPaths?: boolean;
+  aggregatesRetentionDays?: number;
+  /** How often hours and days are rolled up and aggregates past their retention deleted. */
+  aggregatesIntervalSec?: number;
 }
+
+/** The aggregate options' defaults, for the configuration and for a sink made without them. */
+export const AGGREGATE_DEFAULTS = { trackAllPaths: false, aggregatesRetentionDays: 90, aggregatesIntervalSec: 60 } as const;
 
 /** A batch is cut into chunks of at least this many records, one per connection, written at once. */
 const MIN_CHUNK = 100;
+
+/** How often written records are aggregated, at most: what aggregates may lag behind the records. */
+const PENDING_EVERY_MS = 1000;
+
+/** Pending rows one aggregation transaction takes. */
+const PENDING_PAGE_ROWS = 10_000;
+
+/** Changed aggregate rows one roll-up transaction takes. */
+const ROLL_UP_PAGE_ROWS = 500;
 
 /** The per-connection table COPY fills when some rows may be there already; emptied at each commit. */
 const STAGED_TABLE = 'tollgate_staged';
@@ -33,7 +54,10 @@ const STAGED_TABLE = 'tollgate_staged';
  * none. If a row with one of its ids is there already (a retry after an outage, a pump restarted
  * before its acknowledgement), the chunk is written again through a temporary table, `INSERT ...
  * SELECT ... ON CONFLICT DO NOTHING`, which adds only what is missing. The table is made and
- * migrated at open; rows past their `expireAt` are deleted on a schedule.
+ * migrated at open; rows past their `expireAt` are deleted on a schedule. With `aggregatesTable`,
+ * the transaction that adds rows also leaves what aggregates need of them in a pending table,
+ * which a background pass merges into per-minute aggregates (`postgres-aggregates.ts`); hours and
+ * days are rolled up on a schedule.
  */
 export class PostgresSink implements Sink {
   #pool: pg.Pool | null = null;
@@ -42,14 +66,26 @@ export class PostgresSink implements Sink {
   #schemaReady = false;
   #expiryTimer: NodeJS.Timeout | null = null;
   #expiring: Promise<void> = Promise.resolve();
+  #aggregatesTimer: NodeJS.Timeout | null = null;
+  #aggregating: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #insert: string;
+  readonly #aggregates: PostgresAggregates | null;
+  /** The background aggregation of pending rows: at most one pass at a time, at most one waiting. */
+  #pendingTimer: NodeJS.Timeout | null = null;
+  #aggregatingPending: Promise<void> = Promise.resolve();
+  #lastPendingPass = 0;
+
+  readonly options: PostgresSinkOptions & Required<Omit<PostgresSinkOptions, 'aggregatesTable'>>;
 
   constructor(
-    readonly options: PostgresSinkOptions,
+    options: PostgresSinkOptions,
     readonly context: SinkContext,
   ) {
-    this.#insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT DO NOTHING`;
+    this.options = { ...AGGREGATE_DEFAULTS, ...options };
+    this.#aggregates = options.aggregatesTable ? new PostgresAggregates(options.aggregatesTable, this.options.trackAllPaths) : null;
+    const insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT DO NOTHING`;
+    this.#insert = this.#aggregates ? this.#aggregates.insertKeepingPending(insert) : insert;
   }
 
   async open(): Promise<void> {
@@ -57,6 +93,7 @@ export class PostgresSink implements Sink {
     this.#pool ??= this.#newPool();
     await this.#ensureSchema();
     this.#expiryTimer ??= setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
+    if (this.#aggregates) this.#aggregatesTimer ??= setTimeout(() => this.#aggregateOnSchedule(), this.options.aggregatesIntervalSec * 1000).unref();
   }
 
   async write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
@@ -67,6 +104,8 @@ export class PostgresSink implements Sink {
     for (let start = 0; start < records.length; start += size) chunks.push(records.slice(start, start + size));
     // Every chunk settles before the write does, so a retry never runs beside a chunk still in flight.
     const outcomes = await Promise.allSettled(chunks.map((chunk) => this.#onConnection((client) => this.#writeChunk(client, chunk))));
+    // Chunks that went in left pending rows, even when another failed.
+    if (this.#aggregates) this.#aggregateSoon();
     const failed = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failed) throw this.#classified(failed.reason);
     return outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? outcome.value : []));
@@ -82,11 +121,71 @@ export class PostgresSink implements Sink {
     }
   }
 
+  /**
+   * Aggregates every pending row there is (its own and other pumps'), a page per transaction;
+   * returns how many rows it aggregated. Writes start this in the background; the schedule too.
+   */
+  async aggregatePending(): Promise<number> {
+    const aggregates = this.#aggregates;
+    if (aggregates === null) return 0;
+    let taken = 0;
+    for (;;) {
+      const page = await this.#onConnection((client) => aggregates.aggregatePending(client, PENDING_PAGE_ROWS));
+      taken += page;
+      if (page < PENDING_PAGE_ROWS || this.#closed) return taken;
+    }
+  }
+
+  /** Aggregates what was written so far now, instead of within `PENDING_EVERY_MS`; returns how many rows it aggregated. */
+  async flushAggregates(): Promise<number> {
+    if (this.#pendingTimer) clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = null;
+    await this.#aggregatingPending;
+    return this.aggregatePending();
+  }
+
+  /**
+   * Rolls changed minutes up into their hours, then changed hours into their days, until none is
+   * left or another pump is rolling up; returns how many changed rows it took.
+   */
+  async rollUp(): Promise<number> {
+    const aggregates = this.#aggregates;
+    if (aggregates === null) return 0;
+    let taken = 0;
+    for (const { from, to } of ROLL_UPS) {
+      for (;;) {
+        const page = await this.#onConnection((client) => aggregates.rollUpPage(client, from, to, ROLL_UP_PAGE_ROWS));
+        if (page === null) return taken;
+        taken += page.taken;
+        // A page whose rows all changed again meanwhile is taken next time, not in a loop now.
+        if (page.taken < ROLL_UP_PAGE_ROWS || page.marked === 0 || this.#closed) break;
+      }
+    }
+    return taken;
+  }
+
+  /** Deletes the aggregates of buckets that began more than `aggregatesRetentionDays` before `now`; returns how many went. */
+  async expireAggregates(now = Date.now()): Promise<number> {
+    const aggregates = this.#aggregates;
+    if (aggregates === null) return 0;
+    const cutoff = now - this.options.aggregatesRetentionDays * 86_400_000;
+    let deleted = 0;
+    for (;;) {
+      const chunk = await this.#onConnection((client) => aggregates.expireChunk(client, cutoff, this.options.expireChunkRows));
+      deleted += chunk;
+      if (chunk < this.options.expireChunkRows || this.#closed) return deleted;
+    }
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
+    for (const timer of [this.#expiryTimer, this.#aggregatesTimer, this.#pendingTimer]) if (timer) clearTimeout(timer);
     this.#expiryTimer = null;
+    this.#aggregatesTimer = null;
+    this.#pendingTimer = null;
     await this.#expiring;
+    await this.#aggregating;
+    await this.#aggregatingPending;
     const pool = this.#pool;
     this.#pool = null;
     this.#schemaReady = false;
@@ -112,8 +211,10 @@ export class PostgresSink implements Sink {
   async #ensureSchema(): Promise<void> {
     if (this.#schemaReady) return;
     try {
-      const { from, to } = await this.#onConnection((client) => migrate(client, this.options.table));
-      if (from !== to) this.context.notify(`${this.context.name}: table ${this.options.table} migrated from schema version ${from} to ${to}`);
+      const tables = [{ name: this.options.table, migrations: RECORD_MIGRATIONS }, ...(this.#aggregates ? [this.#aggregates.schema] : [])];
+      for (const { table, from, to } of await this.#onConnection((client) => migrate(client, tables))) {
+        if (from !== to) this.context.notify(`${this.context.name}: table ${table} migrated from schema version ${from} to ${to}`);
+      }
       this.#schemaReady = true;
     } catch (error) {
       throw this.#classified(error);
@@ -147,7 +248,9 @@ export class PostgresSink implements Sink {
    */
   async #writeChunk(client: pg.PoolClient, records: readonly AnalyticsRecord[], staged = false): Promise<RejectedRecord[]> {
     try {
-      await (staged ? this.#copyAndInsert(client, records) : this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records));
+      if (staged) await this.#copyAndInsert(client, records);
+      else if (this.#aggregates) await this.#copyKeepingPending(client, records);
+      else await this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records);
       return [];
     } catch (error) {
       if (!staged && sqlState(error) === UNIQUE_VIOLATION) return this.#writeChunk(client, records, true);
@@ -158,9 +261,23 @@ export class PostgresSink implements Sink {
     }
   }
 
-  /** COPY in a statement of its own: its own transaction. */
-  async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[]): Promise<void> {
-    await pipeline(Readable.from(copyText(records)), client.query(copyFrom(statement)));
+  /** COPY in a statement of its own: its own transaction unless one is open. */
+  async #copy(client: pg.PoolClient, statement: string, records: readonly AnalyticsRecord[], values?: CopyValues): Promise<void> {
+    await pipeline(Readable.from(copyText(records, values)), client.query(copyFrom(statement)));
+  }
+
+  /** COPY straight into the table and, in the same transaction, what aggregates need into the pending table: every row went in, or none. */
+  async #copyKeepingPending(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<void> {
+    const pending = pendingTable((this.#aggregates as PostgresAggregates).table);
+    await client.query('BEGIN');
+    try {
+      await this.#copy(client, `COPY ${this.options.table} (${COLUMN_LIST}) FROM STDIN`, records);
+      await this.#copy(client, `COPY ${pending} (${PENDING_COLUMNS}) FROM STDIN`, records, PENDING_COPY_VALUES);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
   }
 
   async #copyAndInsert(client: pg.PoolClient, records: readonly AnalyticsRecord[]): Promise<void> {
@@ -212,6 +329,42 @@ export class PostgresSink implements Sink {
     })();
   }
 
+  /**
+   * Aggregates the pending rows in the background, a pass at most every `PENDING_EVERY_MS`: a pass
+   * costs about the same for one batch as for many (it rewrites each bucket row it touches once).
+   */
+  #aggregateSoon(): void {
+    if (this.#pendingTimer !== null || this.#closed) return;
+    const delay = Math.max(0, this.#lastPendingPass + PENDING_EVERY_MS - Date.now());
+    this.#pendingTimer = setTimeout(() => {
+      this.#aggregatingPending = this.#aggregatingPending.then(async () => {
+        this.#pendingTimer = null;
+        this.#lastPendingPass = Date.now();
+        try {
+          await this.aggregatePending();
+        } catch (error) {
+          // The rows stay pending: the next write or the schedule takes them.
+          this.context.notify(`${this.context.name}: aggregating the records written failed, trying again later: ${(error as Error).message}`);
+        }
+      });
+    }, delay).unref();
+  }
+
+  #aggregateOnSchedule(): void {
+    this.#aggregating = (async () => {
+      try {
+        await this.#ensureSchema();
+        await this.aggregatePending();
+        await this.rollUp();
+        const deleted = await this.expireAggregates();
+        if (deleted > 0) this.context.notify(`${this.context.name}: deleted ${deleted} aggregates past their retention from ${this.options.aggregatesTable}`);
+      } catch (error) {
+        this.context.notify(`${this.context.name}: rolling up aggregates failed, trying again in ${this.options.aggregatesIntervalSec} s: ${(error as Error).message}`);
+      }
+      if (!this.#closed) this.#aggregatesTimer = setTimeout(() => this.#aggregateOnSchedule(), this.options.aggregatesIntervalSec * 1000).unref();
+    })();
+  }
+
   /** Bad data fails for good (the records go to the dead letter); anything else (network, restart, locks, timeouts) may pass. */
   #classified(error: unknown): Error {
     if (error instanceof RetryableError) return error;
@@ -225,11 +378,11 @@ export class PostgresSink implements Sink {
 /** COPY text is sent in pieces of about this many characters, so a chunk of large records never sits whole in memory. */
 const COPY_PIECE = 1 << 20;
 
-/** The records as COPY text, a piece at a time (made as the connection takes them). */
-function* copyText(records: readonly AnalyticsRecord[]): Generator<Buffer> {
+/** The records as COPY text (of `values`' columns, else all), a piece at a time (made as the connection takes them). */
+function* copyText(records: readonly AnalyticsRecord[], values?: CopyValues): Generator<Buffer> {
   let text = '';
   for (const record of records) {
-    text += copyLine(record);
+    text += copyLine(record, values);
     if (text.length >= COPY_PIECE) {
       yield Buffer.from(text);
       text = '';
@@ -264,6 +417,10 @@ export const postgresSink = defineSink({
     connections: positiveInt.max(32).default(3),
     expireIntervalSec: seconds.default(60),
     expireChunkRows: positiveInt.default(10_000),
+    aggregatesTable: tableName.optional(),
+    trackAllPaths: z.boolean().default(AGGREGATE_DEFAULTS.trackAllPaths),
+    aggregatesRetentionDays: positiveInt.default(AGGREGATE_DEFAULTS.aggregatesRetentionDays),
+    aggregatesIntervalSec: seconds.default(AGGREGATE_DEFAULTS.aggregatesIntervalSec),
   },
   create: (options, context) => new PostgresSink(options, context),
 });
