@@ -7,7 +7,7 @@
  * `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
- * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file; mysql too), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file; mysql too), PUMP_BENCH_SOURCES (embedded,redis: the spool, or a Redis stream at PUMP_BENCH_REDIS, redis://127.0.0.1:6379), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
  * PUMP_BENCH_MYSQL (mysql://root@127.0.0.1:3306: the mysql target's server, where a database of its own is made and dropped),
  * PUMP_BENCH_SHAPE: `answered` (default: the gateway answered, one leg, about 1 KB as MessagePack) or
  * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { createClient } from 'redis';
 import { encodeBatch } from '../src/analytics/codec.js';
 import { Spool, spoolPath } from '../src/buffer/spool.js';
 import { newCorrelationId } from '../src/recording/correlation-id.js';
@@ -35,6 +36,9 @@ const ROUNDS = positiveIntFromEnv('PUMP_BENCH_ROUNDS', 3);
 const SINK_BATCH = positiveIntFromEnv('PUMP_BENCH_SINK_BATCH', 1000);
 const CONNECTIONS = positiveIntFromEnv('PUMP_BENCH_CONNECTIONS', 3);
 const TARGETS = (process.env.PUMP_BENCH_TARGETS ?? 'postgres,postgres-aggregates,file').split(',').filter(Boolean);
+const SOURCES = (process.env.PUMP_BENCH_SOURCES ?? 'embedded,redis').split(',').filter(Boolean);
+for (const source of SOURCES) if (source !== 'embedded' && source !== 'redis') throw new Error(`PUMP_BENCH_SOURCES: expected embedded or redis, found ${source}`);
+const REDIS_URL = process.env.PUMP_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const USES_POSTGRES = TARGETS.some((target) => target.startsWith('postgres'));
 const ADMIN_URL = process.env.PUMP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SHAPE = process.env.PUMP_BENCH_SHAPE ?? 'answered';
@@ -70,21 +74,53 @@ const databaseUrl = (): string => {
   return url.toString();
 };
 
-/** A spool holding RECORDS fresh records (new ids, the template's content), as a gateway leaves it. */
-function filledSpool(path: string): Spool {
-  const spool = new Spool(path);
+/** RECORDS fresh records (new ids, the template's content) in batches as a gateway writes them. */
+function* freshBatches(): Generator<{ data: Buffer; records: number }> {
   for (let filled = 0; filled < RECORDS; ) {
     const count = Math.min(SPOOL_BATCH, RECORDS - filled);
-    const records = template.slice(0, count).map((record) => ({ ...record, id: newCorrelationId() }));
-    spool.append([{ data: encodeBatch(records), records: count }]);
+    yield { data: encodeBatch(template.slice(0, count).map((record) => ({ ...record, id: newCorrelationId() }))), records: count };
     filled += count;
   }
-  spool.checkpoint();
-  return spool;
 }
 
-/** The pump's configuration for one round: the spool directory as its buffer, one sink. */
-function configFor(target: string, round: number, directory: string): string {
+/** The buffer a round drains: how many records it still holds, and what the pump's config says of it. */
+interface FilledBuffer {
+  remaining(): Promise<number>;
+  config: Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+function filledSpool(directory: string): FilledBuffer {
+  const spool = new Spool(spoolPath(join(directory, 'spool'), 'bench', 'instance-1'));
+  for (const batch of freshBatches()) spool.append([batch]);
+  spool.checkpoint();
+  return {
+    remaining: async () => spool.totals().records,
+    config: { type: 'embedded', directory: join(directory, 'spool') },
+    close: async () => spool.close(),
+  };
+}
+
+/** A stream of its own holding the batches as the redis buffer adds them (one entry per batch); the pump deletes what it acknowledged. */
+async function filledStream(name: string): Promise<FilledBuffer> {
+  const client = await createClient({ url: REDIS_URL }).connect().catch((error: Error) => {
+    throw new Error(`the redis source needs Redis at ${REDIS_URL}: ${error.message}`);
+  });
+  await client.del(name);
+  const adds = [...freshBatches()].map((batch) => client.sendCommand(['XADD', name, '*', 'data', batch.data, 'records', String(batch.records), 'instance', 'bench']));
+  await Promise.all(adds);
+  return {
+    remaining: async () => (await client.xLen(name)) * SPOOL_BATCH,
+    config: { type: 'redis', url: REDIS_URL, stream: name },
+    close: async () => {
+      await client.del(name);
+      client.destroy();
+    },
+  };
+}
+
+/** The pump's configuration for one round: the filled buffer, one sink. */
+function configFor(target: string, round: string, directory: string, buffer: Record<string, unknown>): string {
   const postgres = { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH };
   const sink =
     target === 'postgres'
@@ -98,8 +134,8 @@ function configFor(target: string, round: number, directory: string): string {
           : null;
   if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, postgres-aggregates, mysql or file, found ${target}`);
   const config = {
-    analytics: { buffer: { type: 'embedded', directory: join(directory, 'spool') } },
-    pump: { deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
+    analytics: { buffer },
+    pump: { group: `bench-${round}`, deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
   };
   const file = join(directory, 'tollgate.yaml');
   writeFileSync(file, JSON.stringify(config));
@@ -113,8 +149,8 @@ interface Drain {
   serverCpuSeconds: number | undefined;
 }
 
-/** Starts `tollgate pump` on the filled spool and times it from the first batch it takes away to the empty spool. */
-async function drain(configFile: string, spool: Spool, serverCommand: string | undefined, settled?: () => Promise<boolean>): Promise<Drain> {
+/** Starts `tollgate pump` on the filled buffer and times it from the first batch it takes away to the empty buffer. */
+async function drain(configFile: string, buffer: FilledBuffer, serverCommand: string | undefined, settled?: () => Promise<boolean>): Promise<Drain> {
   // Its own process group, so that its CPU is read apart from everything else.
   const pump = spawn(process.execPath, [BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let output = '';
@@ -126,7 +162,7 @@ async function drain(configFile: string, spool: Spool, serverCommand: string | u
     const deadline = Date.now() + 600_000;
     const waitFor = async (done: (records: number) => boolean, what: string): Promise<number> => {
       for (;;) {
-        const { records } = spool.totals();
+        const records = await buffer.remaining();
         if (done(records)) return records;
         if (pump.exitCode !== null) throw new Error(`the pump exited (${pump.exitCode}) ${what}:\n${output}`);
         if (Date.now() > deadline) throw new Error(`the pump took more than 10 minutes ${what}:\n${output}`);
@@ -138,7 +174,7 @@ async function drain(configFile: string, spool: Spool, serverCommand: string | u
     // The server's processes on this host: their CPU per record, beside the pump's.
     const serverCpu = (): number | undefined => (serverCommand === undefined ? undefined : commandCpuSeconds(serverCommand));
     const [pumpBefore, serverBefore] = [pumpCpu(), serverCpu()];
-    await waitFor((records) => records === 0, 'before emptying the spool');
+    await waitFor((records) => records === 0, 'before emptying the buffer');
     while (settled && !(await settled())) {
       if (pump.exitCode !== null) throw new Error(`the pump exited (${pump.exitCode}) before settling:\n${output}`);
       if (Date.now() > deadline) throw new Error(`the pump took more than 10 minutes to settle:\n${output}`);
@@ -173,7 +209,7 @@ async function rowsIn(target: string, table: string): Promise<number> {
 }
 
 /** Whether every record written with aggregates was aggregated: its pending table is empty and the minutes count them all. */
-async function aggregated(client: pg.Client, round: number): Promise<boolean> {
+async function aggregated(client: pg.Client, round: string): Promise<boolean> {
   const table = `bench_aggregates_${round}`;
   try {
     const found = await client.query<{ pending: number | null; hits: number | null }>(
@@ -189,45 +225,53 @@ console.log(
   `pump bench: ${RECORDS} ${SHAPE} records of ${Math.round(recordBytes)} B MessagePack (${Math.round(jsonBytes)} B as JSON), spooled in batches of ${SPOOL_BATCH}; ` +
     `sink batches of ${SINK_BATCH}; postgres on ${CONNECTIONS} connections; ${ROUNDS} interleaved rounds; one tollgate pump process`,
 );
-const rates = new Map<string, number[]>(TARGETS.map((target) => [target, []]));
-const micros = new Map<string, [number, number][]>(TARGETS.map((target) => [target, []]));
+const runs = SOURCES.flatMap((source) => TARGETS.map((target) => ({ source, target, name: SOURCES.length > 1 ? `${target} from ${source}` : target })));
+const rates = new Map<string, number[]>(runs.map(({ name }) => [name, []]));
+const micros = new Map<string, [number, number][]>(runs.map(({ name }) => [name, []]));
 try {
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const target of TARGETS) {
-      const directory = join(scratch, `${target}-${round}`);
+    for (const { source, target, name } of runs) {
+      const directory = join(scratch, `${target}-${source}-${round}`);
       mkdirSync(join(directory, 'spool'), { recursive: true });
-      const spool = filledSpool(spoolPath(join(directory, 'spool'), 'bench', 'instance-1'));
+      const buffer = source === 'redis' ? await filledStream(`tollgate:bench:${database}:${target}:${round}`) : filledSpool(directory);
       const checker = target === 'postgres-aggregates' ? new pg.Client({ connectionString: databaseUrl() }) : null;
       await checker?.connect();
-      const settled = checker ? () => aggregated(checker, round) : undefined;
-      const result = await drain(configFor(target, round, directory), spool, SERVER_COMMANDS[target], settled).finally(() => checker?.end());
-      spool.close();
-      const table = target === 'postgres-aggregates' ? `bench_aggregated_${round}` : `bench_${round}`;
-      if (target in SERVER_COMMANDS && (await rowsIn(target, table)) !== RECORDS) throw new Error(`${target}: not every record is in the table`);
+      // Tables of their own per round and source: `bench_<source>_<round>`.
+      const tables = `${source}_${round}`;
+      const settled = checker ? () => aggregated(checker, tables) : undefined;
+      const result = await drain(configFor(target, tables, directory, buffer.config), buffer, SERVER_COMMANDS[target], settled)
+        .finally(() => checker?.end())
+        .finally(() => buffer.close());
+      const table = target === 'postgres-aggregates' ? `bench_aggregated_${tables}` : `bench_${tables}`;
+      if (target in SERVER_COMMANDS && (await rowsIn(target, table)) !== RECORDS) throw new Error(`${name}: not every record is in the table`);
       const rate = result.records / result.seconds;
       const pumpMicros = (result.pumpCpuSeconds * 1e6) / result.records;
       const serverMicros = result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
-      rates.get(target)?.push(rate);
-      micros.get(target)?.push([pumpMicros, serverMicros ?? 0]);
+      rates.get(name)?.push(rate);
+      micros.get(name)?.push([pumpMicros, serverMicros ?? 0]);
       console.log(
-        `round ${round} ${target}: ${Math.round(rate)} records/s (${result.records} in ${result.seconds.toFixed(2)} s); CPU per record: ${pumpMicros.toFixed(1)} us in the pump` +
+        `round ${round} ${name}: ${Math.round(rate)} records/s (${result.records} in ${result.seconds.toFixed(2)} s); CPU per record: ${pumpMicros.toFixed(1)} us in the pump` +
           (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in ${SERVER_COMMANDS[target]}`),
       );
     }
   }
-  for (const [target, values] of rates) {
-    const cpu = micros.get(target) ?? [];
+  for (const { target, name } of runs) {
+    const values = rates.get(name) ?? [];
+    const cpu = micros.get(name) ?? [];
     const pump = median(cpu.map(([pumpMicros]) => pumpMicros));
     const server = median(cpu.map(([, serverMicros]) => serverMicros));
     console.log(
-      `median ${target}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in the pump` +
+      `median ${name}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in the pump` +
         (target in SERVER_COMMANDS ? `, ${server.toFixed(1)} us in ${SERVER_COMMANDS[target]} (every session's: other users of the server count too)` : ''),
     );
   }
-  const [plain, aggregating] = [rates.get('postgres'), rates.get('postgres-aggregates')];
-  if (plain?.length && aggregating?.length) {
-    const cost = (1 - median(aggregating) / median(plain)) * 100;
-    console.log(`aggregation costs ${cost.toFixed(1)}% of the pump's PostgreSQL throughput (goal: <= 15%)`);
+  for (const source of SOURCES) {
+    const of = (target: string): number[] | undefined => rates.get(runs.find((run) => run.source === source && run.target === target)?.name ?? '');
+    const [plain, aggregating] = [of('postgres'), of('postgres-aggregates')];
+    if (plain?.length && aggregating?.length) {
+      const cost = (1 - median(aggregating) / median(plain)) * 100;
+      console.log(`aggregation costs ${cost.toFixed(1)}% of the pump's PostgreSQL throughput from the ${source} buffer (goal: <= 15%)`);
+    }
   }
 } finally {
   if (USES_POSTGRES) {
