@@ -126,11 +126,18 @@ describe('the embedded analytics buffer', () => {
     }
     expect(gateway.stderr).toMatch(/analytics buffer: .*database or disk is full/);
     mounts.remount(directory, 'size=8m');
-    const afterRoom = await eventually(async () => {
-      const answer = await get(`${gateway.url}/api/after-room`);
-      answered.push(answer);
-      return spooledRecords(directory).some((record) => record.id === answer.id) ? answer : undefined;
-    }, 10_000, 'a record stored after the disk had room again');
+    const sentAfterRoom: string[] = [];
+    const afterRoom = await eventually(
+      async () => {
+        const answer = await get(`${gateway.url}/api/after-room`);
+        answered.push(answer);
+        sentAfterRoom.push(answer.id);
+        const kept = new Set(spooledRecords(directory).map((record) => record.id));
+        return sentAfterRoom.some((id) => kept.has(id)) ? answer : undefined;
+      },
+      10_000,
+      'a record stored after the disk had room again',
+    );
     expect(afterRoom.status).toBe(200);
     expect(answered.every((answer) => answer.status === 200)).toBe(true);
     expect(await gateway.stop()).toBe(0);
