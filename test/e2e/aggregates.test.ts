@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { createClient } from 'redis';
 import { afterEach, expect, it } from 'vitest';
+import { decodeBatch } from '../../src/analytics/codec.js';
+import { BINARY, fieldsOf } from '../../src/buffer/redis-stream.js';
 import type { Backend } from '../support/backends.js';
 import { useGatewayFixture } from '../support/fixture.js';
 import { eventually, type GatewayProcess } from '../support/gateway-process.js';
@@ -9,15 +11,19 @@ import { pipelineConfig, recordIds, recordRows, usePumps } from '../support/pipe
 import { useTestDatabases } from '../support/postgres.js';
 import { RedisServer } from '../support/redis-server.js';
 import { startSteadyTraffic, type SteadyTraffic } from '../support/steady-traffic.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 
 const fixture = useGatewayFixture();
 const databases = useTestDatabases();
 const pumps = usePumps();
 let redis: RedisServer | undefined;
+let redisProxy: TcpProxy | undefined;
 
 afterEach(async () => {
+  await redisProxy?.close();
   await redis?.kill();
   redis = undefined;
+  redisProxy = undefined;
 });
 
 const AGGREGATES = 'aggregates';
@@ -223,33 +229,56 @@ it('aggregates of traffic with known latencies and statuses hold what the record
   expect(await pump.stop()).toBe(0);
 });
 
-it('two pumps on one Redis stream, one SIGKILLed with batches in hand: the aggregates count each record exactly once, as the records table has them', { timeout: 60_000 }, async () => {
+it('two pumps on one Redis stream, one SIGKILLed after writing batches it could not acknowledge: the other writes them again, and the aggregates count each record exactly once', { timeout: 60_000 }, async () => {
   const { workspace } = fixture;
   const database = await databases.create();
   const backend = await sleepingBackend();
   redis = await RedisServer.start();
+  redisProxy = await TcpProxy.start('127.0.0.1', redis.port);
   const stream = 'e2e:records';
   const group = 'e2e-pumps';
-  const config = aggregatingConfig(
-    workspace,
-    backend.url,
-    database.url,
-    { type: 'redis', url: redis.url, stream, batchSize: 20 },
-    { group, claimIdleMs: 2_000 },
-    // Slow enough batches that the pump killed holds some it has not acknowledged.
-    { maxDelayMs: 200 },
-  );
-  const configFile = await workspace.writeConfig(config);
+  const configFor = (redisUrl: string): Record<string, any> =>
+    aggregatingConfig(
+      workspace,
+      backend.url,
+      database.url,
+      { type: 'redis', url: redisUrl, stream, batchSize: 20 },
+      { group, claimIdleMs: 2_000 },
+      // Slow enough batches that the pump killed holds some it has not acknowledged.
+      { maxDelayMs: 200 },
+    );
+  const config = configFor(redis.url);
   const gateway = await fixture.start(config);
-  const doomed = pumps.start(configFile);
-  const survivor = pumps.start(configFile);
+  // The doomed pump reaches Redis through a proxy, the better to lose its acknowledgements.
+  const doomed = pumps.start(await workspace.writeConfig(configFor(`redis://127.0.0.1:${redisProxy.port}`), 'doomed.yaml'));
+  const survivor = pumps.start(await workspace.writeConfig(config));
 
   const traffic = startRouteTraffic(() => gateway);
   await eventually(async () => ((await recordRows(database.client)) >= 300 ? true : undefined), 30_000, 'both pumps to write rows');
   const redisClient = await createClient({ url: redis.url }).connect();
   const doomedConsumer = `${hostname()}-${doomed.child.pid}`;
-  const pendingOfDoomed = async (): Promise<number> => (await redisClient.sendCommand<unknown[]>(['XPENDING', stream, group, '-', '+', '1000', doomedConsumer])).length;
-  await eventually(async () => ((await pendingOfDoomed()) > 0 ? true : undefined), 20_000, 'the doomed pump to hold unacknowledged entries');
+  const heldByDoomed = async (): Promise<string[]> =>
+    (await redisClient.sendCommand<[string, ...unknown[]][]>(['XPENDING', stream, group, '-', '+', '1000', doomedConsumer])).map(([id]) => id);
+  /** The entries the doomed pump holds whose records are all in PostgreSQL: written, not acknowledged. */
+  const writtenByDoomed = async (): Promise<string[]> => {
+    const written: string[] = [];
+    for (const id of await heldByDoomed()) {
+      const [entry] = await redisClient.sendCommand<[Buffer, Buffer[]][]>(['XRANGE', stream, id, id], BINARY);
+      const data = entry && fieldsOf(entry[1]).get('data');
+      if (data === undefined) continue;
+      const ids = decodeBatch(data).map((record) => record.id);
+      const stored = await database.client.query<{ n: number }>('SELECT count(*)::int AS n FROM records WHERE id = ANY($1)', [ids]);
+      if (stored.rows[0]?.n === ids.length) written.push(id);
+    }
+    return written;
+  };
+  await eventually(async () => ((await heldByDoomed()).length > 0 ? true : undefined), 20_000, 'the doomed pump to hold unacknowledged entries');
+  // Its acknowledgements no longer reach Redis, while it goes on writing what it holds into PostgreSQL.
+  redisProxy.blackHole();
+  const redelivered = await eventually(async () => {
+    const written = await writtenByDoomed();
+    return written.length > 0 ? written : undefined;
+  }, 10_000, 'the doomed pump to write entries it cannot acknowledge');
   await doomed.kill();
   const killedAt = traffic.answered().length;
   await eventually(async () => (traffic.answered().length >= killedAt + 300 ? true : undefined), 20_000, 'more traffic after the kill');
@@ -258,9 +287,13 @@ it('two pumps on one Redis stream, one SIGKILLed with batches in hand: the aggre
 
   const answered = new Set(traffic.answered());
   await eventually(async () => ((await recordRows(database.client)) >= answered.size ? true : undefined), 20_000, `all ${answered.size} answered transactions in PostgreSQL`);
-  await eventually(async () => ((await pendingOfDoomed()) === 0 ? true : undefined), 10_000, 'the survivor to claim and acknowledge what the killed pump held');
+  // A pump acknowledges (and deletes) an entry only once its sink wrote it: the survivor wrote those again.
+  await eventually(async () => ((await heldByDoomed()).length === 0 ? true : undefined), 10_000, 'the survivor to claim and acknowledge what the killed pump held');
+  const left = await redisClient.sendCommand<unknown[]>(['XRANGE', stream, '-', '+']);
+  expect(left.filter((entry) => redelivered.includes(String((entry as [string])[0])))).toEqual([]);
   redisClient.destroy();
   expect((await recordIds(database.client)).length).toBe(answered.size);
+  console.log(`${answered.size} transactions, ${redelivered.length} entries written by the killed pump and again by the survivor`);
 
   await aggregatesSettled(database.client, false);
   const records = await storedRecords(database.client);
