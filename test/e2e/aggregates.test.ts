@@ -6,7 +6,7 @@ import { decodeBatch } from '../../src/analytics/codec.js';
 import { BINARY, fieldsOf } from '../../src/buffer/redis-stream.js';
 import type { Backend } from '../support/backends.js';
 import { useGatewayFixture } from '../support/fixture.js';
-import { eventually, type GatewayProcess } from '../support/gateway-process.js';
+import { eventually, type GatewayProcess, type Workspace } from '../support/gateway-process.js';
 import { pipelineConfig, recordIds, recordRows, usePumps } from '../support/pipeline.js';
 import { useTestDatabases } from '../support/postgres.js';
 import { RedisServer } from '../support/redis-server.js';
@@ -77,13 +77,9 @@ function startRouteTraffic(gateway: () => GatewayProcess): { answered(): string[
   };
 }
 
-function aggregatingConfig(workspace: Parameters<typeof pipelineConfig>[0], backendUrl: string, databaseUrl: string, buffer: Record<string, unknown>, pump: Record<string, unknown> = {}, sink: Record<string, unknown> = {}) {
-  return pipelineConfig(workspace, backendUrl, {
-    buffer,
-    databaseUrl,
-    pump,
-    sink: { aggregatesTable: AGGREGATES, aggregatesIntervalSec: ROLL_UP_EVERY_SEC, ...sink },
-  });
+/** `pipelineConfig` with the postgres sink also keeping aggregates, rolled up every `ROLL_UP_EVERY_SEC`. */
+function aggregatingConfig(workspace: Workspace, backendUrl: string, options: Parameters<typeof pipelineConfig>[2]): Record<string, any> {
+  return pipelineConfig(workspace, backendUrl, { ...options, sink: { aggregatesTable: AGGREGATES, aggregatesIntervalSec: ROLL_UP_EVERY_SEC, ...options.sink } });
 }
 
 interface StoredRecord {
@@ -208,7 +204,7 @@ it('aggregates of traffic with known latencies and statuses hold what the record
   const { workspace } = fixture;
   const database = await databases.create();
   const backend = await sleepingBackend();
-  const config = aggregatingConfig(workspace, backend.url, database.url, { type: 'embedded' });
+  const config = aggregatingConfig(workspace, backend.url, { buffer: { type: 'embedded' }, databaseUrl: database.url });
   const configFile = await workspace.writeConfig(config);
   const gateway = await fixture.start(config);
   const pump = pumps.start(configFile);
@@ -238,15 +234,13 @@ it('two pumps on one Redis stream, one SIGKILLed after writing batches it could 
   const stream = 'e2e:records';
   const group = 'e2e-pumps';
   const configFor = (redisUrl: string): Record<string, any> =>
-    aggregatingConfig(
-      workspace,
-      backend.url,
-      database.url,
-      { type: 'redis', url: redisUrl, stream, batchSize: 20 },
-      { group, claimIdleMs: 2_000 },
+    aggregatingConfig(workspace, backend.url, {
+      buffer: { type: 'redis', url: redisUrl, stream, batchSize: 20 },
+      databaseUrl: database.url,
+      pump: { group, claimIdleMs: 2_000 },
       // Slow enough batches that the pump killed holds some it has not acknowledged.
-      { maxDelayMs: 200 },
-    );
+      sink: { maxDelayMs: 200 },
+    });
   const config = configFor(redis.url);
   const gateway = await fixture.start(config);
   // The doomed pump reaches Redis through a proxy, the better to lose its acknowledgements.
