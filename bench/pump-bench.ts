@@ -1,11 +1,12 @@
 /**
- * Records/s one `tollgate pump` process delivers from the embedded spool through each sink: a spool is filled with records as the gateway writes them (batches of 500), then the
- * pump is started on it and timed from the first batch that leaves the spool to the empty spool
- * (its start-up is not counted). Rounds interleave the targets; medians are printed, with the CPU
- * each record cost the pump and PostgreSQL. `postgres-aggregates` is `postgres` with
- * `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
- * Besides the databases and the file, the other sinks (each checked to have received every record
- * after its round, except StatsD over UDP, which may lose datagrams: its count is printed):
+ * Records/s one `tollgate pump` process delivers through each sink (one sink per target): a spool
+ * is filled with records as the gateway writes them (batches of 500), then the pump is started on
+ * it and timed from the first batch that leaves the spool to the empty spool (its start-up is not
+ * counted). Rounds interleave the targets; medians are printed, with the CPU each record cost the
+ * pump and the receiving server's processes (SERVER_COMMANDS). `postgres-aggregates` is `postgres`
+ * with `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
+ * The other targets (each checked after its round to have received every record, except StatsD
+ * over UDP, which may lose datagrams: what its socket got is printed):
  * - `http`: ndjson to a node:http server that counts the lines and answers 200;
  * - `statsd`: UDP to a socket counting datagrams;
  * - `syslog`: tcp (octet counting) to a TCP server that reads and discards: not rsyslog;
