@@ -1,23 +1,35 @@
 /**
- * Records/s one `tollgate pump` process delivers from the embedded spool into PostgreSQL and into
- * a file: a spool is filled with records as the gateway writes them (batches of 500), then the
- * pump is started on it and timed from the first batch that leaves the spool to the empty spool
- * (its start-up is not counted). Rounds interleave the targets; medians are printed, with the CPU
- * each record cost the pump and PostgreSQL. `postgres-aggregates` is `postgres` with
- * `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
+ * Records/s one `tollgate pump` process delivers through each sink (one sink per target): a spool
+ * is filled with records as the gateway writes them (batches of 500), then the pump is started on
+ * it and timed from the first batch that leaves the spool to the empty spool (its start-up is not
+ * counted). Rounds interleave the targets; medians are printed, with the CPU each record cost the
+ * pump and the receiving server's processes (SERVER_COMMANDS). `postgres-aggregates` is `postgres`
+ * with `aggregatesTable`, timed until the last record is aggregated too: the cost of aggregation.
+ * The other targets (each checked after its round to have received every record, except StatsD
+ * over UDP, which may lose datagrams: what its socket got is printed):
+ * - `http`: ndjson to a node:http server that counts the lines and answers 200;
+ * - `statsd`: UDP to a socket counting datagrams;
+ * - `syslog`: tcp (octet counting) to a TCP server that reads and discards: not rsyslog;
+ *   these three receivers run in one child process (bench/sink-receivers.ts, named `bench-receiver`);
+ * - `nats`: NATS JetStream at PUMP_BENCH_NATS (nats://127.0.0.1:4222), into a stream of the bench's own (createStream), deleted after;
+ * - `amqp`: RabbitMQ at PUMP_BENCH_AMQP (amqp://guest:guest@127.0.0.1:5672), into a durable queue of the bench's own, deleted after;
+ * - `prometheus`: counted into the pump's metrics on `pump.health`'s port, scraped once after the round.
  *
  * Environment: PUMP_BENCH_RECORDS (200000), PUMP_BENCH_ROUNDS (3), PUMP_BENCH_SINK_BATCH (1000),
- * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file; mysql too), PUMP_BENCH_SOURCES (embedded,redis: the spool, or a Redis stream at PUMP_BENCH_REDIS, redis://127.0.0.1:6379), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
+ * PUMP_BENCH_CONNECTIONS (3), PUMP_BENCH_TARGETS (postgres,postgres-aggregates,file; mysql, http, nats, amqp, statsd, syslog and prometheus too), PUMP_BENCH_SOURCES (embedded,redis: the spool, or a Redis stream at PUMP_BENCH_REDIS, redis://127.0.0.1:6379), PUMP_BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
  * PUMP_BENCH_MYSQL (mysql://root@127.0.0.1:3306: the mysql target's server, where a database of its own is made and dropped),
  * PUMP_BENCH_SHAPE: `answered` (default: the gateway answered, one leg, about 1 KB as MessagePack) or
  * `proxied` (a client leg and a back-end leg, about 1.5 KB); neither records header blocks.
  */
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as connectNats } from '@nats-io/transport-node';
+import { connect as connectAmqp } from 'amqplib';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { createClient } from 'redis';
@@ -25,10 +37,12 @@ import { encodeBatch } from '../src/analytics/codec.js';
 import { Spool, spoolPath } from '../src/buffer/spool.js';
 import { newCorrelationId } from '../src/recording/correlation-id.js';
 import { builtRecords } from '../test/support/built-records.js';
+import { parseExposition, samplesOf } from '../test/support/prometheus-text.js';
 import { BIN } from '../test/support/gateway-process.js';
 import { commandCpuSeconds, groupCpuSeconds } from './cpu.js';
 import { positiveIntFromEnv } from './env.js';
-import { scratchDirectory } from './processes.js';
+import { freePort, scratchDirectory } from './processes.js';
+import type { ReceivedCounts, ReceiverPorts } from './sink-receivers.js';
 import { median } from './summary.js';
 
 const RECORDS = positiveIntFromEnv('PUMP_BENCH_RECORDS', 200_000);
@@ -66,13 +80,50 @@ const mysqlAdmin = TARGETS.includes('mysql')
     })
   : null;
 await mysqlAdmin?.query(`CREATE DATABASE ${database}`);
+const NATS_URL = process.env.PUMP_BENCH_NATS ?? 'nats://127.0.0.1:4222';
+const nats = TARGETS.includes('nats')
+  ? await connectNats({ servers: NATS_URL, timeout: 5_000 }).catch((error: Error) => {
+      throw new Error(`the nats target needs a NATS server with JetStream at ${NATS_URL}: ${error.message}`);
+    })
+  : null;
+const natsManager = nats === null ? null : await jetstreamManager(nats);
+const AMQP_URL = process.env.PUMP_BENCH_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672';
+const amqp = TARGETS.includes('amqp')
+  ? await connectAmqp(AMQP_URL).catch((error: Error) => {
+      throw new Error(`the amqp target needs RabbitMQ at ${AMQP_URL}: ${error.message}`);
+    })
+  : null;
+const amqpChannel = await amqp?.createChannel();
+const RECEIVED_TARGETS = ['http', 'statsd', 'syslog'];
+const receiver = TARGETS.some((target) => RECEIVED_TARGETS.includes(target)) ? await startReceivers() : null;
 /** The processes whose CPU counts as the server's, per target. */
-const SERVER_COMMANDS: Record<string, string> = { postgres: 'postgres', 'postgres-aggregates': 'postgres', mysql: commandCpuSeconds('mariadbd') ? 'mariadbd' : 'mysqld' };
+const SERVER_COMMANDS: Record<string, string> = {
+  postgres: 'postgres',
+  'postgres-aggregates': 'postgres',
+  mysql: commandCpuSeconds('mariadbd') ? 'mariadbd' : 'mysqld',
+  nats: 'nats-server',
+  amqp: 'beam.smp',
+  ...Object.fromEntries(RECEIVED_TARGETS.map((target) => [target, 'bench-receiver'])),
+};
+/** The targets whose records are counted in a table after each round. */
+const TABLE_TARGETS = ['postgres', 'postgres-aggregates', 'mysql'];
 const databaseUrl = (): string => {
   const url = new URL(ADMIN_URL);
   url.pathname = `/${database}`;
   return url.toString();
 };
+
+/** The child process of bench/sink-receivers.ts, once it listens. */
+async function startReceivers(): Promise<{ child: ChildProcess; ports: ReceiverPorts; counts(): Promise<ReceivedCounts> }> {
+  const child = fork(new URL('./sink-receivers.ts', import.meta.url), { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [{ ports }] = (await once(child, 'message')) as [{ ports: ReceiverPorts }];
+  const counts = async (): Promise<ReceivedCounts> => {
+    const answer = once(child, 'message') as Promise<[{ counts: ReceivedCounts }]>;
+    child.send('counts');
+    return (await answer)[0].counts;
+  };
+  return { child, ports, counts };
+}
 
 /** RECORDS fresh records (new ids, the template's content) in batches as a gateway writes them. */
 function* freshBatches(): Generator<{ data: Buffer; records: number }> {
@@ -120,7 +171,7 @@ async function filledStream(name: string): Promise<FilledBuffer> {
 }
 
 /** The pump's configuration for one round: the filled buffer, one sink. */
-function configFor(target: string, round: string, directory: string, buffer: Record<string, unknown>): string {
+function configFor(target: string, round: string, directory: string, buffer: Record<string, unknown>, healthPort: number): string {
   const postgres = { type: 'postgres', url: databaseUrl(), table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH };
   const sink =
     target === 'postgres'
@@ -131,16 +182,39 @@ function configFor(target: string, round: string, directory: string, buffer: Rec
         ? { type: 'mysql', url: `${MYSQL_URL.replace(/\/$/, '')}/${database}`, table: `bench_${round}`, connections: CONNECTIONS, batchSize: SINK_BATCH }
         : target === 'file'
           ? { type: 'file', directory: join(directory, 'records'), batchSize: SINK_BATCH }
-          : null;
-  if (sink === null) throw new Error(`PUMP_BENCH_TARGETS: expected postgres, postgres-aggregates, mysql or file, found ${target}`);
+          : target === 'http'
+            ? { type: 'http', url: `http://127.0.0.1:${receiver?.ports.http}/records`, format: { type: 'ndjson' }, batchSize: SINK_BATCH }
+            : target === 'nats'
+              ? { type: 'nats', servers: NATS_URL, stream: streamName(round), subject: subjectName(round), createStream: true, batchSize: SINK_BATCH }
+              : target === 'amqp'
+                ? { type: 'amqp', url: AMQP_URL, queue: queueName(round), batchSize: SINK_BATCH }
+                : target === 'statsd'
+                  ? { type: 'statsd', host: '127.0.0.1', port: receiver?.ports.statsd, batchSize: SINK_BATCH }
+                  : target === 'syslog'
+                    ? { type: 'syslog', transport: 'tcp', host: '127.0.0.1', port: receiver?.ports.syslog, batchSize: SINK_BATCH }
+                    : target === 'prometheus'
+                      ? { type: 'prometheus', batchSize: SINK_BATCH }
+                      : null;
+  if (sink === null) {
+    throw new Error(`PUMP_BENCH_TARGETS: expected postgres, postgres-aggregates, mysql, file, http, nats, amqp, statsd, syslog or prometheus, found ${target}`);
+  }
   const config = {
     analytics: { buffer },
-    pump: { group: `bench-${round}`, deadLetterDirectory: join(directory, 'dead-letter'), sinks: [sink] },
+    pump: {
+      group: `bench-${round}`,
+      deadLetterDirectory: join(directory, 'dead-letter'),
+      sinks: [sink],
+      ...(target === 'prometheus' ? { health: { host: '127.0.0.1', port: healthPort } } : {}),
+    },
   };
   const file = join(directory, 'tollgate.yaml');
   writeFileSync(file, JSON.stringify(config));
   return file;
 }
+
+const streamName = (round: string): string => `${database}_${round}`;
+const subjectName = (round: string): string => `tollgate.bench.${database}.${round}`;
+const queueName = (round: string): string => `${database}_${round}`;
 
 interface Drain {
   seconds: number;
@@ -150,7 +224,13 @@ interface Drain {
 }
 
 /** Starts `tollgate pump` on the filled buffer and times it from the first batch it takes away to the empty buffer. */
-async function drain(configFile: string, buffer: FilledBuffer, serverCommand: string | undefined, settled?: () => Promise<boolean>): Promise<Drain> {
+async function drain(
+  configFile: string,
+  buffer: FilledBuffer,
+  serverCommand: string | undefined,
+  settled?: () => Promise<boolean>,
+  beforeStop?: () => Promise<void>,
+): Promise<Drain> {
   // Its own process group, so that its CPU is read apart from everything else.
   const pump = spawn(process.execPath, [BIN, 'pump', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let output = '';
@@ -182,6 +262,7 @@ async function drain(configFile: string, buffer: FilledBuffer, serverCommand: st
     }
     const seconds = (performance.now() - started) / 1000;
     const [pumpAfter, serverAfter] = [pumpCpu(), serverCpu()];
+    await beforeStop?.();
     return {
       seconds,
       records: left,
@@ -206,6 +287,56 @@ async function rowsIn(target: string, table: string): Promise<number> {
   } finally {
     await client.end();
   }
+}
+
+/** The records the pump's prometheus sink counted, from `/metrics` on pump.health's port. */
+async function countedByPrometheus(healthPort: number): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${healthPort}/metrics`);
+  if (!response.ok) throw new Error(`prometheus: GET /metrics answered ${response.status}`);
+  return samplesOf(parseExposition(await response.text()), 'tollgate_requests_total').reduce((sum, sample) => sum + sample.value, 0);
+}
+
+/**
+ * After a round: checks that the target has every record (or, for StatsD over UDP, which may lose
+ * datagrams, what reached its socket) and removes the round's stream or queue; a note on what it
+ * received, if anything is worth printing.
+ */
+async function checkDelivered(name: string, target: string, round: string, before: ReceivedCounts | undefined): Promise<string> {
+  const missing = (found: number): Error => new Error(`${name}: ${found} of ${RECORDS} records delivered`);
+  if (TABLE_TARGETS.includes(target)) {
+    const found = await rowsIn(target, target === 'postgres-aggregates' ? `bench_aggregated_${round}` : `bench_${round}`);
+    if (found !== RECORDS) throw missing(found);
+    return '';
+  }
+  if (target === 'nats') {
+    const messages = (await (natsManager as NonNullable<typeof natsManager>).streams.info(streamName(round))).state.messages;
+    await natsManager?.streams.delete(streamName(round));
+    if (messages !== RECORDS) throw missing(messages);
+    return '';
+  }
+  if (target === 'amqp') {
+    const { messageCount } = await (amqpChannel as NonNullable<typeof amqpChannel>).checkQueue(queueName(round));
+    await amqpChannel?.deleteQueue(queueName(round));
+    // At least once: a batch whose confirms were lost is published again.
+    if (messageCount < RECORDS) throw missing(messageCount);
+    return messageCount > RECORDS ? `; ${messageCount - RECORDS} messages twice` : '';
+  }
+  if (receiver === null || before === undefined) return '';
+  const after = await receiver.counts();
+  if (target === 'http') {
+    const lines = after.httpLines - before.httpLines;
+    if (lines < RECORDS) throw missing(lines);
+    return lines > RECORDS ? `; ${lines - RECORDS} lines twice` : '';
+  }
+  if (target === 'statsd') {
+    return `; the socket got ${after.statsdDatagrams - before.statsdDatagrams} datagrams, ${after.statsdLines - before.statsdLines} lines`;
+  }
+  if (target === 'syslog') {
+    const bytes = after.syslogBytes - before.syslogBytes;
+    if (bytes === 0) throw missing(0);
+    return `; the TCP server (not rsyslog) read ${(bytes / 1e6).toFixed(1)} MB`;
+  }
+  return '';
 }
 
 /** Whether every record written with aggregates was aggregated: its pending table is empty and the minutes count them all. */
@@ -239,11 +370,23 @@ try {
       // Tables of their own per round and source: `bench_<source>_<round>`.
       const tables = `${source}_${round}`;
       const settled = checker ? () => aggregated(checker, tables) : undefined;
-      const result = await drain(configFor(target, tables, directory, buffer.config), buffer, SERVER_COMMANDS[target], settled)
+      const healthPort = target === 'prometheus' ? await freePort() : 0;
+      // The prometheus sink's counts live in the pump: read before it stops.
+      const scraped = async (): Promise<void> => {
+        const counted = await countedByPrometheus(healthPort);
+        if (counted !== RECORDS) throw new Error(`${name}: ${counted} of ${RECORDS} records counted`);
+      };
+      const received = target === 'http' || target === 'statsd' || target === 'syslog' ? await receiver?.counts() : undefined;
+      const result = await drain(
+        configFor(target, tables, directory, buffer.config, healthPort),
+        buffer,
+        SERVER_COMMANDS[target],
+        settled,
+        target === 'prometheus' ? scraped : undefined,
+      )
         .finally(() => checker?.end())
         .finally(() => buffer.close());
-      const table = target === 'postgres-aggregates' ? `bench_aggregated_${tables}` : `bench_${tables}`;
-      if (target in SERVER_COMMANDS && (await rowsIn(target, table)) !== RECORDS) throw new Error(`${name}: not every record is in the table`);
+      const note = await checkDelivered(name, target, tables, received);
       const rate = result.records / result.seconds;
       const pumpMicros = (result.pumpCpuSeconds * 1e6) / result.records;
       const serverMicros = result.serverCpuSeconds !== undefined ? (result.serverCpuSeconds * 1e6) / result.records : undefined;
@@ -251,7 +394,8 @@ try {
       micros.get(name)?.push([pumpMicros, serverMicros ?? 0]);
       console.log(
         `round ${round} ${name}: ${Math.round(rate)} records/s (${result.records} in ${result.seconds.toFixed(2)} s); CPU per record: ${pumpMicros.toFixed(1)} us in the pump` +
-          (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in ${SERVER_COMMANDS[target]}`),
+          (serverMicros === undefined ? '' : `, ${serverMicros.toFixed(1)} us in ${SERVER_COMMANDS[target]}`) +
+          note,
       );
     }
   }
@@ -262,7 +406,9 @@ try {
     const server = median(cpu.map(([, serverMicros]) => serverMicros));
     console.log(
       `median ${name}: ${Math.round(median(values))} records/s over ${values.length} rounds; CPU per record ${pump.toFixed(1)} us in the pump` +
-        (target in SERVER_COMMANDS ? `, ${server.toFixed(1)} us in ${SERVER_COMMANDS[target]} (every session's: other users of the server count too)` : ''),
+        (target in SERVER_COMMANDS
+          ? `, ${server.toFixed(1)} us in ${SERVER_COMMANDS[target]}` + (RECEIVED_TARGETS.includes(target) ? '' : " (every session's: other users of the server count too)")
+          : ''),
     );
   }
   for (const source of SOURCES) {
@@ -280,4 +426,15 @@ try {
   }
   await mysqlAdmin?.query(`DROP DATABASE IF EXISTS ${database}`);
   await mysqlAdmin?.end();
+  // A round that failed leaves its stream or queue.
+  if (natsManager !== null) {
+    for await (const stream of natsManager.streams.names()) if (stream.startsWith(database)) await natsManager.streams.delete(stream);
+  }
+  await nats?.close();
+  for (const { source, target } of runs) {
+    if (target !== 'amqp') continue;
+    for (let round = 1; round <= ROUNDS; round++) await amqpChannel?.deleteQueue(queueName(`${source}_${round}`));
+  }
+  await amqp?.close();
+  receiver?.child.disconnect();
 }
