@@ -12,7 +12,7 @@ const pumps = usePumps();
 let redis: RedisServer | undefined;
 
 afterEach(async () => {
-  await redis?.kill();
+  await redis?.stop();
   redis = undefined;
 });
 

@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import { createClient } from 'redis';
 import { afterEach, expect, it } from 'vitest';
 import { useGatewayFixture } from '../support/fixture.js';
 import { eventually } from '../support/gateway-process.js';
@@ -14,7 +13,7 @@ const pumps = usePumps();
 let redis: RedisServer | undefined;
 
 afterEach(async () => {
-  await redis?.kill();
+  await redis?.stop();
   redis = undefined;
 });
 
@@ -38,7 +37,7 @@ it('two pumps share one Redis stream; one SIGKILLed with batches in hand: the ot
   const traffic = startSteadyTraffic(() => gateway.url, '/petstore/pets/1');
   await eventually(async () => ((await rows()) >= 300 ? true : undefined), 30_000, 'both pumps to write rows');
   // SIGKILL while the pump holds entries it has not acknowledged.
-  const redisClient = await createClient({ url: redis.url }).connect();
+  const redisClient = await redis.client();
   const doomedConsumer = `${hostname()}-${doomed.child.pid}`;
   const pendingOfDoomed = async (): Promise<number> => (await redisClient.sendCommand<unknown[]>(['XPENDING', 'e2e:records', 'e2e-pumps', '-', '+', '1000', doomedConsumer])).length;
   await eventually(async () => ((await pendingOfDoomed()) > 0 ? true : undefined), 30_000, 'the doomed pump to hold unacknowledged entries');
@@ -55,6 +54,5 @@ it('two pumps share one Redis stream; one SIGKILLed with batches in hand: the ot
   expect(stored.filter((id) => !answered.has(id))).toEqual([]);
   // The killed pump may have written what it held before it died: the rows can be complete before the survivor claims those entries.
   await eventually(async () => ((await pendingOfDoomed()) === 0 ? true : undefined), 10_000, 'the survivor to claim and acknowledge what the killed pump held');
-  redisClient.destroy();
   expect(await survivor.stop()).toBe(0);
 });

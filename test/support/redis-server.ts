@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { createClient } from 'redis';
 import { eventually } from './gateway-process.js';
 
 /**
@@ -11,6 +12,7 @@ import { eventually } from './gateway-process.js';
  */
 export class RedisServer {
   #child: ChildProcess | null = null;
+  readonly #clients: { destroy(): void }[] = [];
   #output = '';
 
   private constructor(
@@ -46,6 +48,21 @@ export class RedisServer {
     failed.catch(() => undefined);
     this.#child = child;
     await Promise.race([failed, eventually(() => this.#answersPing(), 10_000, `redis-server on port ${this.port} to answer PING`)]);
+  }
+
+  /** A client of the test's own, closed by `stop()`. */
+  async client(): Promise<ReturnType<typeof createClient>> {
+    const client = createClient({ url: this.url });
+    // The server is killed on purpose; the test reads what it needs through the commands' own errors.
+    client.on('error', () => undefined);
+    this.#clients.push(client);
+    return client.connect();
+  }
+
+  /** After a test: its clients closed, then the server killed. */
+  async stop(): Promise<void> {
+    for (const client of this.#clients.splice(0)) client.destroy();
+    await this.kill();
   }
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

@@ -173,7 +173,8 @@ describe('the nats sink', () => {
       const sink = newSink({ servers: `nats://127.0.0.1:${cutting.port}`, timeoutMs: 10_000 });
       const stream = `tollgate_${RUN}_${streams}`;
       await sink.open();
-      const records = analyticsRecords(5_000);
+      // Enough that the cut comes while the batch is being published.
+      const records = analyticsRecords(20_000);
       const first = sink.write(records).then(
         () => null,
         (error: unknown) => error,
