@@ -6,6 +6,7 @@ import { defineSink, RetryableError, type RejectedRecord, type Sink, type SinkCo
 import { datetimeLiteral, SESSION_SETUP, valuesRow } from './mysql-rows.js';
 import { lockName, migrate } from './mysql-schema.js';
 import { COLUMN_LIST, tableName } from './record-columns.js';
+import { expirySchedule, type Schedule } from './schedule.js';
 
 export interface MysqlSinkOptions {
   url: string;
@@ -47,8 +48,7 @@ export class MysqlSink implements Sink {
   readonly #sessionSet = new WeakSet<object>();
   #schemaReady = false;
   #maxRowBytes = MAX_CHUNK_BYTES;
-  #expiryTimer: NodeJS.Timeout | null = null;
-  #expiring: Promise<void> = Promise.resolve();
+  readonly #expiry: Schedule;
   #closed = false;
   readonly #insert: string;
 
@@ -57,13 +57,17 @@ export class MysqlSink implements Sink {
     readonly context: SinkContext,
   ) {
     this.#insert = `INSERT INTO ${options.table} (${COLUMN_LIST}) VALUES `;
+    this.#expiry = expirySchedule(context, options.table, options.expireIntervalSec, async () => {
+      await this.#ensureSchema();
+      return this.expire();
+    });
   }
 
   async open(): Promise<void> {
     this.#closed = false;
     this.#pool ??= this.#newPool();
     await this.#ensureSchema();
-    this.#expiryTimer ??= setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
+    this.#expiry.start();
   }
 
   async write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
@@ -99,9 +103,7 @@ export class MysqlSink implements Sink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#expiryTimer) clearTimeout(this.#expiryTimer);
-    this.#expiryTimer = null;
-    await this.#expiring;
+    await this.#expiry.stop();
     const pool = this.#pool;
     this.#pool = null;
     this.#schemaReady = false;
@@ -226,19 +228,6 @@ export class MysqlSink implements Sink {
     } finally {
       await connection.query(`DO RELEASE_LOCK(${name})`);
     }
-  }
-
-  #expireOnSchedule(): void {
-    this.#expiring = (async () => {
-      try {
-        await this.#ensureSchema();
-        const deleted = await this.expire();
-        if (deleted > 0) this.context.notify(`${this.context.name}: deleted ${deleted} expired rows from ${this.options.table}`);
-      } catch (error) {
-        this.context.notify(`${this.context.name}: deleting expired rows failed, trying again in ${this.options.expireIntervalSec} s: ${(error as Error).message}`);
-      }
-      if (!this.#closed) this.#expiryTimer = setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
-    })();
   }
 
   /** Bad data is refused row by row in `#writeChunk`; anything that reaches here (network, restart, locks, timeouts, a missing table) may pass. */

@@ -12,6 +12,7 @@ import { PENDING_COLUMNS, PENDING_COPY_VALUES, pendingTable, PostgresAggregates 
 import { copyLine, type CopyValues } from './postgres-rows.js';
 import { migrate, RECORD_MIGRATIONS } from './postgres-schema.js';
 import { COLUMN_LIST, tableName } from './record-columns.js';
+import { expirySchedule, Schedule } from './schedule.js';
 
 export interface PostgresSinkOptions {
   url: string;
@@ -64,10 +65,9 @@ export class PostgresSink implements Sink {
   /** Connections whose temporary table exists. */
   readonly #staged = new WeakSet<pg.PoolClient>();
   #schemaReady = false;
-  #expiryTimer: NodeJS.Timeout | null = null;
-  #expiring: Promise<void> = Promise.resolve();
-  #aggregatesTimer: NodeJS.Timeout | null = null;
-  #aggregating: Promise<void> = Promise.resolve();
+  readonly #expiry: Schedule;
+  /** Roll-ups and retention of the aggregates, when there are any. */
+  readonly #rollUps: Schedule | null;
   #closed = false;
   readonly #insert: string;
   readonly #aggregates: PostgresAggregates | null;
@@ -86,14 +86,31 @@ export class PostgresSink implements Sink {
     this.#aggregates = options.aggregatesTable ? new PostgresAggregates(options.aggregatesTable, this.options.trackAllPaths) : null;
     const insert = `INSERT INTO ${options.table} SELECT * FROM ${STAGED_TABLE} ON CONFLICT DO NOTHING`;
     this.#insert = this.#aggregates ? this.#aggregates.insertKeepingPending(insert) : insert;
+    this.#expiry = expirySchedule(context, options.table, this.options.expireIntervalSec, async () => {
+      await this.#ensureSchema();
+      return this.expire();
+    });
+    this.#rollUps = this.#aggregates
+      ? new Schedule(
+          this.options.aggregatesIntervalSec * 1000,
+          async () => {
+            await this.#ensureSchema();
+            await this.aggregatePending();
+            await this.rollUp();
+            const deleted = await this.expireAggregates();
+            if (deleted > 0) context.notify(`${context.name}: deleted ${deleted} aggregates past their retention from ${this.options.aggregatesTable}`);
+          },
+          (error) => context.notify(`${context.name}: rolling up aggregates failed, trying again in ${this.options.aggregatesIntervalSec} s: ${error.message}`),
+        )
+      : null;
   }
 
   async open(): Promise<void> {
     this.#closed = false;
     this.#pool ??= this.#newPool();
     await this.#ensureSchema();
-    this.#expiryTimer ??= setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
-    if (this.#aggregates) this.#aggregatesTimer ??= setTimeout(() => this.#aggregateOnSchedule(), this.options.aggregatesIntervalSec * 1000).unref();
+    this.#expiry.start();
+    this.#rollUps?.start();
   }
 
   async write(records: readonly AnalyticsRecord[]): Promise<RejectedRecord[]> {
@@ -179,12 +196,10 @@ export class PostgresSink implements Sink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const timer of [this.#expiryTimer, this.#aggregatesTimer, this.#pendingTimer]) if (timer) clearTimeout(timer);
-    this.#expiryTimer = null;
-    this.#aggregatesTimer = null;
+    if (this.#pendingTimer) clearTimeout(this.#pendingTimer);
     this.#pendingTimer = null;
-    await this.#expiring;
-    await this.#aggregating;
+    await this.#expiry.stop();
+    await this.#rollUps?.stop();
     await this.#aggregatingPending;
     const pool = this.#pool;
     this.#pool = null;
@@ -316,19 +331,6 @@ export class PostgresSink implements Sink {
     }
   }
 
-  #expireOnSchedule(): void {
-    this.#expiring = (async () => {
-      try {
-        await this.#ensureSchema();
-        const deleted = await this.expire();
-        if (deleted > 0) this.context.notify(`${this.context.name}: deleted ${deleted} expired rows from ${this.options.table}`);
-      } catch (error) {
-        this.context.notify(`${this.context.name}: deleting expired rows failed, trying again in ${this.options.expireIntervalSec} s: ${(error as Error).message}`);
-      }
-      if (!this.#closed) this.#expiryTimer = setTimeout(() => this.#expireOnSchedule(), this.options.expireIntervalSec * 1000).unref();
-    })();
-  }
-
   /**
    * Aggregates the pending rows in the background, a pass at most every `PENDING_EVERY_MS`: a pass
    * costs about the same for one batch as for many (it rewrites each bucket row it touches once).
@@ -348,21 +350,6 @@ export class PostgresSink implements Sink {
         }
       });
     }, delay).unref();
-  }
-
-  #aggregateOnSchedule(): void {
-    this.#aggregating = (async () => {
-      try {
-        await this.#ensureSchema();
-        await this.aggregatePending();
-        await this.rollUp();
-        const deleted = await this.expireAggregates();
-        if (deleted > 0) this.context.notify(`${this.context.name}: deleted ${deleted} aggregates past their retention from ${this.options.aggregatesTable}`);
-      } catch (error) {
-        this.context.notify(`${this.context.name}: rolling up aggregates failed, trying again in ${this.options.aggregatesIntervalSec} s: ${(error as Error).message}`);
-      }
-      if (!this.#closed) this.#aggregatesTimer = setTimeout(() => this.#aggregateOnSchedule(), this.options.aggregatesIntervalSec * 1000).unref();
-    })();
   }
 
   /** Bad data fails for good (the records go to the dead letter); anything else (network, restart, locks, timeouts) may pass. */
