@@ -2,7 +2,9 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { builtRecords } from '../../../test/support/built-records.js';
+import { eventually } from '../../../test/support/gateway-process.js';
 import { MARIADB, useTestDatabases } from '../../../test/support/mysql.js';
+import { writeUntilIn } from '../../../test/support/sink-writes.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RetryableError } from '../sink.js';
 import { MysqlSink, type MysqlSinkOptions } from './mysql.js';
@@ -51,30 +53,6 @@ async function rowsOf(sql: string, values: unknown[] = [], on: mysql.Connection 
 
 async function idsIn(table: string): Promise<string[]> {
   return (await rowsOf(`SELECT id FROM ${table}`)).map((row) => row.id as string);
-}
-
-/** What a runner does with a batch: writes it until it is in, retrying what may pass. */
-async function writeUntilIn(sink: MysqlSink, records: readonly AnalyticsRecord[], retried: Error[]): Promise<void> {
-  for (;;) {
-    try {
-      expect(await sink.write(records)).toEqual([]);
-      return;
-    } catch (error) {
-      if (!(error instanceof RetryableError)) throw error;
-      retried.push(error);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** A DATETIME(3) as MariaDB gives it back with `dateStrings`, from epoch ms. */
@@ -195,9 +173,9 @@ describe('the mysql sink', () => {
       for (const batch of batches) await writeUntilIn(sink, batch, retried);
     })();
     // Cut while batches are flowing, so that some write is in flight.
-    await eventually(async () => (((await rowsOf(`SELECT count(*) AS n FROM ${table}`))[0]?.n as number) >= 3000 ? true : undefined), 'the first rows');
+    await eventually(async () => (((await rowsOf(`SELECT count(*) AS n FROM ${table}`))[0]?.n as number) >= 3000 ? true : undefined), 15_000, 'the first rows');
     await proxy.cutOff();
-    await eventually(async () => (retried.length >= 3 ? true : undefined), 'writes failing during the outage');
+    await eventually(async () => (retried.length >= 3 ? true : undefined), 15_000, 'writes failing during the outage');
     await proxy.restore();
     await writing;
 
@@ -277,7 +255,7 @@ describe('the mysql sink', () => {
     const soon = builtRecords(5).map((record) => ({ ...record, expireAt: Date.now() + 300 }));
     expect(await sink.write(soon)).toEqual([]);
     await scheduled.open();
-    await eventually(async () => ((await idsIn(table)).length === kept.length ? true : undefined), 'the scheduled expiry');
+    await eventually(async () => ((await idsIn(table)).length === kept.length ? true : undefined), 15_000, 'the scheduled expiry');
     expect(new Set(await idsIn(table))).toEqual(new Set(kept.map((record) => record.id)));
   });
 

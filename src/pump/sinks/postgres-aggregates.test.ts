@@ -2,7 +2,9 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { builtRecords } from '../../../test/support/built-records.js';
+import { eventually } from '../../../test/support/gateway-process.js';
 import { useTestDatabases } from '../../../test/support/postgres.js';
+import { writeUntilIn } from '../../../test/support/sink-writes.js';
 import { bucketStart, type BucketSize, dimensionsOf } from '../aggregates/aggregate-keys.js';
 import { sketchFromBytes } from '../aggregates/latency-sketch.js';
 import { RetryableError } from '../sink.js';
@@ -188,30 +190,6 @@ function quantilesOf(bytes: Buffer | null): number[] | null {
   return Array.from({ length: 21 }, (_, i) => sketch.getValueAtQuantile(i / 20));
 }
 
-/** What a runner does with a batch: writes it until it is in, retrying what may pass. */
-async function writeUntilIn(sink: PostgresSink, records: readonly AnalyticsRecord[], retried: Error[] = []): Promise<void> {
-  for (;;) {
-    try {
-      expect(await sink.write(records)).toEqual([]);
-      return;
-    } catch (error) {
-      if (!(error instanceof RetryableError)) throw error;
-      retried.push(error);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 function batchesOf<T>(items: readonly T[], size: number): T[][] {
   const batches: T[][] = [];
   for (let start = 0; start < items.length; start += size) batches.push(items.slice(start, start + size));
@@ -341,7 +319,7 @@ describe('aggregates in the postgres sink', () => {
           "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tollgate pump postgres' AND wait_event_type = 'Lock'",
         );
         return found.rows.length > 0 ? found.rows.map((row) => row.pid) : undefined;
-      }, `the sink waiting on ${locked}`);
+      }, 15_000, `the sink waiting on ${locked}`);
       for (const pid of waiting) await db.query('SELECT pg_terminate_backend($1)', [pid]);
       await holder.query('ROLLBACK');
     };
@@ -383,7 +361,7 @@ describe('aggregates in the postgres sink', () => {
       const oldest = Math.min(...left.rows.map((row) => (row.oldest as Date).getTime()));
       const settled = left.rows.every((row) => row.bucket_size === 'day' || !row.pending) && left.rows[0]?.unaggregated === 0;
       return sizes.join() === 'day,hour,minute' && oldest >= bucketStart(now - 31 * 86_400_000, 'day') && settled ? true : undefined;
-    }, 'the scheduled aggregation, roll-up and retention');
+    }, 15_000, 'the scheduled aggregation, roll-up and retention');
     await expectAggregatesOf(db, table, recent, 'hour');
     expect(await sink.expireAggregates(now + 40 * 86_400_000)).toBeGreaterThan(0);
     expect((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n).toBe(0);

@@ -2,8 +2,9 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyticsRecord } from '../../analytics/analytics-record.js';
 import { builtRecords } from '../../../test/support/built-records.js';
-import { delay, eventually } from '../../../test/support/gateway-process.js';
+import { eventually } from '../../../test/support/gateway-process.js';
 import { POSTGRES, useTestDatabases } from '../../../test/support/postgres.js';
+import { writeUntilIn } from '../../../test/support/sink-writes.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RetryableError } from '../sink.js';
 import { PostgresSink, type PostgresSinkOptions } from './postgres.js';
@@ -47,22 +48,6 @@ function newSink(options: Partial<PostgresSinkOptions> = {}, notes: string[] = [
 
 async function idsIn(table: string): Promise<string[]> {
   return (await db.query<{ id: string }>(`SELECT id FROM ${table}`)).rows.map((row) => row.id);
-}
-
-/** What a runner does with a batch: writes it until it is in, retrying what may pass, for at most `timeoutMs`. */
-async function writeUntilIn(sink: PostgresSink, records: readonly AnalyticsRecord[], retried: Error[], timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      expect(await sink.write(records)).toEqual([]);
-      return;
-    } catch (error) {
-      if (!(error instanceof RetryableError)) throw error;
-      retried.push(error);
-      if (Date.now() > deadline) throw new Error(`the batch was still not written after ${timeoutMs} ms of retries: ${error.message}`);
-      await delay(50);
-    }
-  }
 }
 
 describe('the postgres sink', () => {
