@@ -8,20 +8,18 @@ import { useGatewayFixture } from '../support/fixture.js';
 import { eventually, type GatewayProcess, type Workspace } from '../support/gateway-process.js';
 import { pipelineConfig, recordIds, recordRows, usePumps } from '../support/pipeline.js';
 import { useTestDatabases } from '../support/postgres.js';
-import { RedisServer } from '../support/redis-server.js';
+import { useRedisServers } from '../support/redis-server.js';
 import { startSteadyTraffic, type SteadyTraffic } from '../support/steady-traffic.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const fixture = useGatewayFixture();
 const databases = useTestDatabases();
 const pumps = usePumps();
-let redis: RedisServer | undefined;
+const redisServers = useRedisServers();
 let redisProxy: TcpProxy | undefined;
 
 afterEach(async () => {
   await redisProxy?.close();
-  await redis?.stop();
-  redis = undefined;
   redisProxy = undefined;
 });
 
@@ -228,7 +226,7 @@ it('two pumps on one Redis stream, one SIGKILLed after writing batches it could 
   const { workspace } = fixture;
   const database = await databases.create();
   const backend = await sleepingBackend();
-  redis = await RedisServer.start();
+  const redis = await redisServers.start();
   redisProxy = await TcpProxy.start('127.0.0.1', redis.port);
   const stream = 'e2e:records';
   const group = 'e2e-pumps';

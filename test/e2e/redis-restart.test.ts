@@ -1,25 +1,20 @@
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { useGatewayFixture } from '../support/fixture.js';
 import { eventually } from '../support/gateway-process.js';
 import { pipelineConfig, recordIds, recordRows, usePumps } from '../support/pipeline.js';
 import { useTestDatabases } from '../support/postgres.js';
-import { RedisServer } from '../support/redis-server.js';
+import { useRedisServers } from '../support/redis-server.js';
 import { startSteadyTraffic } from '../support/steady-traffic.js';
 
 const fixture = useGatewayFixture({ demo: true });
 const databases = useTestDatabases();
 const pumps = usePumps();
-let redis: RedisServer | undefined;
-
-afterEach(async () => {
-  await redis?.stop();
-  redis = undefined;
-});
+const redisServers = useRedisServers();
 
 it('Redis (no persistence) SIGKILLed and restarted empty under load: every answered transaction is in PostgreSQL once', { timeout: 120_000 }, async () => {
   const { workspace, demo } = fixture;
   const database = await databases.create();
-  redis = await RedisServer.start();
+  const redis = await redisServers.start();
   const config = pipelineConfig(workspace, demo.url, {
     buffer: { type: 'redis', url: redis.url, stream: 'e2e:records', batchSize: 20 },
     databaseUrl: database.url,

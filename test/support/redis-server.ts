@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { createClient } from 'redis';
+import { afterEach } from 'vitest';
 import { eventually } from './gateway-process.js';
 
 /**
@@ -94,4 +95,19 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** `redis-server`s of a test's own, each stopped (its clients closed, the server killed) after the test. */
+export function useRedisServers(): { start(options?: { persistDirectory?: string }): Promise<RedisServer> } {
+  const started: RedisServer[] = [];
+  afterEach(async () => {
+    for (const server of started.splice(0)) await server.stop();
+  });
+  return {
+    async start(options = {}) {
+      const server = await RedisServer.start(options);
+      started.push(server);
+      return server;
+    },
+  };
 }
